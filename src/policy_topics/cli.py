@@ -1,0 +1,200 @@
+"""Command line: ``policy-topics train [hydra overrides...]``.
+
+This is the only layer that turns the library's typed errors into one-line messages and exit codes.
+Overrides are checked against the composed config before Hydra runs, so a typo in a key or an option
+name gets one line that names it and the choices, not a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from policy_topics.errors import PolicyTopicsError
+from policy_topics.paths import config_dir, register_resolvers
+
+USAGE = """usage: policy-topics COMMAND [options]
+
+commands:
+  train     train, evaluate and log a model; takes Hydra overrides, e.g.
+            policy-topics train data=uscongress model=logreg features.word.ngram_range=[1,3]
+            policy-topics train --multirun model=linearsvc,logreg,ridge
+            policy-topics train --cfg job     (print the composed config)
+"""
+
+# Hydra flags that take a value; everything else that starts with '-' takes none.
+_HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+                      "--package", "-p", "--info", "-i", "--experimental-rerun"}
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def overrides_in(args: Sequence[str]) -> list[str]:
+    """The Hydra overrides among the command-line arguments (flags and their values removed)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _HYDRA_VALUE_FLAGS and arg not in ("--info", "-i")
+        else:
+            out.append(arg)
+    return out
+
+
+def _first_choice(overrides: list[str]) -> list[str]:
+    """Replace sweeps (``a,b``, ``range(...)``) with their first value, dropping Optuna intervals."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    single: list[str] = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            single.append(override.input_line)
+            continue
+        if override.is_interval_sweep():
+            continue
+        first = next(iter(override.sweep_string_iterator()), None)
+        if first is not None:
+            single.append(f"{override.get_key_element()}={first}")
+    return single
+
+
+def check_overrides(config_name: str, args: Sequence[str]) -> str | None:
+    """Compose the config with the given overrides; a one-line problem description if it fails."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        overrides = _first_choice(overrides_in(args))
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except MissingConfigException as exc:
+        return _missing_option(exc)
+    except (HydraException, OmegaConfBaseException) as exc:
+        return _bad_override(exc)
+    return None
+
+
+def _missing_option(exc: Exception) -> str:
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    head = lines[0]
+    options = [line for line in lines[1:] if not line.endswith(":") and " " not in line]
+    group = ""
+    if "Could not find '" in head:
+        wanted = head.split("Could not find '", 1)[1].split("'", 1)[0]
+        group, _, option = wanted.rpartition("/")
+        return (f"unknown option {group}={option}; available {group} options: {', '.join(options) or 'none'}")
+    return f"{head}{'; available: ' + ', '.join(options) if options else ''}"
+
+
+def _bad_override(exc: Exception) -> str:
+    from omegaconf.errors import ConfigKeyError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ConfigKeyError):
+        cause = cause.__cause__
+    if isinstance(cause, ConfigKeyError):
+        key = getattr(cause, "full_key", None) or str(cause)
+        return (f"unknown config key '{key}': check the spelling (`policy-topics train --cfg job` prints "
+                f"every key), or add a new key with +{key}=VALUE")
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return f"invalid override: {first}"
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal to our stages: MLflow's INFO lines, progress bars and hint warnings go."""
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for module in ("mlflow", "datasets", "sklearn"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+    warnings.filterwarnings("ignore", message=".*type hints? .*predict", category=UserWarning)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package = logging.getLogger("policy_topics")
+    package.handlers[:] = [handler]
+    package.setLevel(logging.INFO)
+    package.propagate = False
+    for noisy in ("mlflow", "alembic", "datasets", "urllib3", "httpx", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args: Sequence[str]) -> Any:
+    """Validate ``args`` and hand them to a Hydra app that runs ``task(cfg)`` per job."""
+    import hydra
+
+    problem = check_overrides(config_name, args)
+    if problem:
+        fail(problem)
+
+    @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
+    def app(cfg: Any) -> Any:
+        _configure_logging()
+        try:
+            return task(cfg)
+        except PolicyTopicsError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:
+            from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+            if isinstance(exc, MissingMandatoryValue):
+                key = getattr(exc, "full_key", "?")
+                fail(f"{key} is required here and has no value; add {key}=... to the command")
+            if isinstance(exc, OmegaConfBaseException):
+                fail(f"config: {str(exc).splitlines()[0]}")
+            raise
+
+    saved = sys.argv
+    sys.argv = [prog, *args]
+    try:
+        return app()
+    finally:
+        sys.argv = saved
+
+
+def train_task(cfg: Any) -> float | None:
+    """One training job; returns validation macro-F1 for sweepers to maximise."""
+    from policy_topics.training import run_training, summary
+
+    result = run_training(cfg)
+    print(summary(result))
+    return result.metrics.get("val_macro_f1", result.metrics.get("test_macro_f1"))
+
+
+COMMANDS: dict[str, Callable[[list[str]], Any]] = {
+    "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command = COMMANDS.get(args[0])
+    if command is None:
+        fail(f"unknown command '{args[0]}'; commands: {', '.join(COMMANDS)}")
+    register_resolvers()
+    _quiet_libraries()
+    command(args[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dataset resolution, loading, cleaning and splitting."""

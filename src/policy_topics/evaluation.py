@@ -1,0 +1,111 @@
+"""Held-out evaluation: headline metrics, per-topic table, confusion matrix (CSV and PNG)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.pipeline import Pipeline
+
+from policy_topics import taxonomy
+
+
+@dataclass
+class SplitEvaluation:
+    """Metrics of one split; ``per_topic`` and ``confusion`` are indexed by topic code."""
+
+    split: str
+    metrics: dict[str, float]
+    per_topic: pd.DataFrame
+    confusion: pd.DataFrame
+
+
+def evaluate_split(pipeline: Pipeline, frame: pd.DataFrame, split: str) -> SplitEvaluation:
+    """Score ``pipeline`` on a split with columns ``text`` and ``label``."""
+    y_true = frame["label"].to_numpy()
+    proba = pipeline.predict_proba(frame["text"].tolist())
+    y_pred = pipeline.classes_[np.argmax(proba, axis=1)]
+    codes = sorted(set(pipeline.classes_.tolist()) | set(y_true.tolist()))
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true), zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "n_docs": float(len(frame)),
+    }
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=codes, zero_division=0
+    )
+    per_topic = pd.DataFrame(
+        {"topic": [taxonomy.topic_name(c) for c in codes], "precision": precision, "recall": recall,
+         "f1": f1, "support": support},
+        index=pd.Index(codes, name="code"),
+    )
+    matrix = confusion_matrix(y_true, y_pred, labels=codes)
+    names = [taxonomy.label(c) for c in codes]
+    confusion = pd.DataFrame(matrix, index=pd.Index(names, name="true topic"),
+                             columns=pd.Index(names, name="predicted topic"))
+    return SplitEvaluation(split, metrics, per_topic, confusion)
+
+
+def plot_confusion(confusion: pd.DataFrame, path: Path, title: str) -> None:
+    """A row-normalised confusion matrix with counts in the cells and topic names on the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = confusion.to_numpy()
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    n = len(confusion)
+    size = max(6.0, 0.45 * n + 3)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), confusion.columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), confusion.index, fontsize=8)
+    ax.set_xlabel("predicted topic")
+    ax.set_ylabel("true topic")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the true topic's documents")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ngram_table(ngrams: dict[int, list[tuple[str, float]]]) -> pd.DataFrame:
+    """Long table of the top-weighted n-grams: code, topic, rank, feature, weight."""
+    rows = [
+        {"code": code, "topic": taxonomy.topic_name(code), "rank": rank, "ngram": name, "weight": weight}
+        for code, items in ngrams.items()
+        for rank, (name, weight) in enumerate(items, start=1)
+    ]
+    return pd.DataFrame(rows)
+
+
+def markdown_report(title: str, evaluations: list[SplitEvaluation], ngrams: pd.DataFrame,
+                    cleaning: str) -> str:
+    """A readable report of the run: data, headline metrics, per-topic table, top n-grams."""
+    lines = [f"# {title}", "", f"Data: {cleaning}", "", "| split | docs | accuracy | macro-F1 | weighted-F1 |",
+             "|---|---:|---:|---:|---:|"]
+    for ev in evaluations:
+        m = ev.metrics
+        lines.append(f"| {ev.split} | {int(m['n_docs'])} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
+                     f"{m['weighted_f1']:.3f} |")
+    test = evaluations[-1]
+    lines += ["", f"## Per topic ({test.split})", "", "| code | topic | precision | recall | F1 | support |",
+              "|---:|---|---:|---:|---:|---:|"]
+    for code, row in test.per_topic.iterrows():
+        lines.append(f"| {code} | {row.topic} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | "
+                     f"{int(row.support)} |")
+    lines += ["", "## Top-weighted n-grams", ""]
+    for (code, topic), group in ngrams.groupby(["code", "topic"], sort=True):
+        lines.append(f"- **{code} {topic}**: " + ", ".join(group["ngram"].head(10)))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""The scikit-learn pipeline: TF-IDF features (word n-grams, optionally char n-grams) + a linear model.
+
+Every hyperparameter comes from ``conf/features`` and ``conf/model``. Estimators without
+``predict_proba`` (LinearSVC, RidgeClassifier, hinge SGD) are wrapped in cross-validated calibration so
+every model gives class probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from policy_topics.errors import ConfigError
+
+_VECTORIZER_KEYS = ("ngram_range", "min_df", "max_df", "max_features", "sublinear_tf", "lowercase",
+                    "strip_accents", "analyzer", "stop_words")
+
+
+def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> TfidfVectorizer:
+    kwargs = {key: settings[key] for key in _VECTORIZER_KEYS if key in settings and key != "enabled"}
+    kwargs["analyzer"] = kwargs.get("analyzer", analyzer)
+    kwargs["ngram_range"] = tuple(kwargs.get("ngram_range", (1, 1)))
+    kwargs["dtype"] = np.float32
+    return TfidfVectorizer(**kwargs)
+
+
+def build_features(features: Mapping[str, Any]) -> TfidfVectorizer | FeatureUnion:
+    """Word TF-IDF, or a union of word and char TF-IDF when ``features.char.enabled``."""
+    word = _vectorizer(features["word"], "word")
+    char = features.get("char")
+    if not char or not char.get("enabled"):
+        return word
+    return FeatureUnion([("word", word), ("char", _vectorizer(char, "char_wb"))])
+
+
+def build_estimator(model: Mapping[str, Any]) -> BaseEstimator:
+    """Instantiate ``model.estimator`` (a Hydra ``_target_`` spec), refusing unknown parameters."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    spec = dict(model["estimator"])
+    try:
+        return instantiate(spec)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"model={model.get('name')}: cannot build {spec.get('_target_')} ({cause}); "
+            "check the model.estimator.* settings"
+        ) from exc
+
+
+def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any],
+                       smallest_topic: int) -> BaseEstimator:
+    """Wrap estimators lacking ``predict_proba`` in :class:`CalibratedClassifierCV`."""
+    if hasattr(estimator, "predict_proba"):
+        return estimator
+    method = calibration.get("method", "sigmoid")
+    if method not in ("sigmoid", "isotonic"):
+        raise ConfigError(f"model.calibration.method must be sigmoid or isotonic, not '{method}'")
+    folds = max(2, min(int(calibration.get("cv", 3)), smallest_topic))
+    return CalibratedClassifierCV(estimator, method=method, cv=folds)
+
+
+def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smallest_topic: int) -> Pipeline:
+    """The full text -> topic pipeline, with class probabilities."""
+    estimator = with_probabilities(build_estimator(model), model.get("calibration", {}), smallest_topic)
+    return Pipeline([("features", build_features(features)), ("classifier", estimator)])
+
+
+def class_weights(classifier: BaseEstimator) -> np.ndarray:
+    """Per-class feature weights (classes x features) of a fitted linear or NB classifier."""
+    if isinstance(classifier, CalibratedClassifierCV):
+        return np.mean([class_weights(c.estimator) for c in classifier.calibrated_classifiers_], axis=0)
+    if hasattr(classifier, "coef_"):
+        coef = np.asarray(classifier.coef_)
+        return coef if coef.shape[0] > 1 else np.vstack([-coef[0], coef[0]])
+    if hasattr(classifier, "feature_log_prob_"):
+        return np.asarray(classifier.feature_log_prob_)
+    raise TypeError(f"{type(classifier).__name__} exposes no per-class feature weights")
+
+
+def top_ngrams(pipeline: Pipeline, k: int) -> dict[int, list[tuple[str, float]]]:
+    """The ``k`` highest-weighted n-grams of each topic (code -> [(ngram, weight)])."""
+    names = pipeline.named_steps["features"].get_feature_names_out()
+    classifier = pipeline.named_steps["classifier"]
+    weights = class_weights(classifier)
+    result: dict[int, list[tuple[str, float]]] = {}
+    for row, code in enumerate(classifier.classes_):
+        best = np.argsort(weights[row])[::-1][:k]
+        result[int(code)] = [(str(names[i]), float(weights[row, i])) for i in best]
+    return result

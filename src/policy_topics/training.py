@@ -1,0 +1,143 @@
+"""The training job: prepare data, fit, evaluate, log everything to MLflow.
+
+Data preparation happens before MLflow is touched, so bad input leaves no run behind; once the run is
+open, a failure marks it FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stages:
+    """Prints each stage as it finishes, with its wall time."""
+
+    emit: Callable[[str], None]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, str]]:
+        note: dict[str, str] = {}
+        start = time.perf_counter()
+        yield note
+        elapsed = time.perf_counter() - start
+        self.timings[name] = elapsed
+        detail = f"  {note['detail']}" if note.get("detail") else ""
+        self.emit(f"  {name:<22} {elapsed:6.2f} s{detail}")
+
+
+@dataclass
+class TrainingResult:
+    run_id: str
+    experiment: str
+    metrics: dict[str, float]
+    model_uri: str | None
+    ui_command: str
+    timings: dict[str, float]
+
+
+def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> TrainingResult:
+    """Run the whole job for a composed ``conf/train.yaml``."""
+    from policy_topics.data.prep import prepare_dataset
+    from policy_topics.tracking import check_reachable, tracking_target
+
+    stages = Stages(emit)
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    target = tracking_target(container["tracking"])
+    check_reachable(target)
+    emit(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
+         f"-> {target.uri} (experiment '{target.experiment}')")
+
+    with stages.stage("prepare data") as note:
+        prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
+        note["detail"] = f"{sizes} ({'reused' if prepared.reused else 'built'} {prepared.path.name})"
+
+    from policy_topics.tracking import start_run
+
+    with ExitStack() as stack:
+        with stages.stage("start MLflow run"):
+            run = stack.enter_context(start_run(target, container["tracking"].get("run_name")))
+        return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id)
+
+
+def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
+                      target: Any, run_id: str) -> TrainingResult:
+    from threadpoolctl import threadpool_limits
+
+    from policy_topics import tracking
+    from policy_topics.evaluation import evaluate_split, markdown_report, ngram_table, plot_confusion
+    from policy_topics.modeling import build_pipeline, top_ngrams
+
+    train = prepared.splits["train"]
+    with stages.stage("log setup"):
+        tracking.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
+                           prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
+
+    with stages.stage("fit") as note, threadpool_limits(limits=container["blas_threads"]):
+        pipeline = build_pipeline(container["features"], container["model"],
+                                  int(train["label"].value_counts().min()))
+        pipeline.fit(train["text"].tolist(), train["label"].to_numpy())
+        note["detail"] = f"{len(train):,} docs, {len(pipeline.classes_)} topics"
+
+    with stages.stage("evaluate"), threadpool_limits(limits=container["blas_threads"]):
+        evaluations = [evaluate_split(pipeline, prepared.splits[name], name)
+                       for name in ("validation", "test") if len(prepared.splits[name])]
+        ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"])))
+
+    import mlflow
+
+    metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
+    with stages.stage("log results"), tempfile.TemporaryDirectory(prefix="policy-topics-run-") as tmp:
+        out = Path(tmp)
+        for ev in evaluations:
+            ev.per_topic.to_csv(out / f"per_topic_{ev.split}.csv")
+            ev.confusion.to_csv(out / f"confusion_{ev.split}.csv")
+        test = evaluations[-1]
+        plot_confusion(test.confusion, out / f"confusion_{test.split}.png",
+                       f"{prepared.name}: {container['model']['name']} on the {test.split} split "
+                       f"(macro-F1 {test.metrics['macro_f1']:.3f})")
+        ngrams.to_csv(out / "top_ngrams.csv", index=False)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "report.md").write_text(markdown_report(
+            f"{prepared.name} / {container['model']['name']}", evaluations, ngrams,
+            prepared.report["summary"]))
+        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({f"time_{k.replace(' ', '_')}_s": v for k, v in stages.timings.items()})
+        mlflow.log_artifacts(str(out))
+
+    model_uri = None
+    if container["tracking"].get("log_model", True):
+        with stages.stage("log model"):
+            model_uri = tracking.log_model(pipeline, train["text"].head(3).tolist())
+    return TrainingResult(run_id, target.experiment, metrics, model_uri, target.ui_command(), stages.timings)
+
+
+def summary(result: TrainingResult) -> str:
+    """The one-screen end of the command: metrics, run id, and how to look at it."""
+    lines = ["", "  split        accuracy  macro-F1  weighted-F1   docs"]
+    for split in ("val", "test"):
+        if f"{split}_accuracy" in result.metrics:
+            m = {k.split("_", 1)[1]: v for k, v in result.metrics.items() if k.startswith(split + "_")}
+            lines.append(f"  {split:<12} {m['accuracy']:8.3f}  {m['macro_f1']:8.3f}  {m['weighted_f1']:11.3f}"
+                         f"  {int(m['n_docs']):5d}")
+    lines += [
+        "",
+        f"  run id      {result.run_id}  (experiment '{result.experiment}')",
+        f"  model       {result.model_uri or 'not logged (tracking.log_model=false)'}",
+        f"  MLflow UI   {result.ui_command}",
+    ]
+    return "\n".join(lines)
