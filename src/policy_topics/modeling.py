@@ -63,8 +63,10 @@ def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any],
     method = calibration.get("method", "sigmoid")
     if method not in ("sigmoid", "isotonic"):
         raise ConfigError(f"model.calibration.method must be sigmoid or isotonic, not '{method}'")
-    folds = max(2, min(int(calibration.get("cv", 3)), smallest_topic))
-    return CalibratedClassifierCV(estimator, method=method, cv=folds)
+    folds = max(2, min(int(calibration.get("cv", 2)), smallest_topic))
+    return CalibratedClassifierCV(estimator, method=method, cv=folds,
+                                  ensemble=bool(calibration.get("ensemble", False)),
+                                  n_jobs=calibration.get("n_jobs"))
 
 
 def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smallest_topic: int) -> Pipeline:

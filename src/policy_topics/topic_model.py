@@ -37,6 +37,6 @@ class TopicModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.pipeline = load_pipeline(Path(context.artifacts[PIPELINE_ARTIFACT]))
 
-    # No type hints on predict: MLflow would derive a schema from them; the logged signature is the schema.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # DataFrame hint: MLflow derives no schema from it, so the logged signature stays the schema.
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return predict_topics(self.pipeline, input_texts(model_input))

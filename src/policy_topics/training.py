@@ -7,6 +7,7 @@ open, a failure marks it FAILED.
 from __future__ import annotations
 
 import json
+import re
 import logging
 import tempfile
 import time
@@ -16,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from sklearn.pipeline import Pipeline
+
+from policy_topics.evaluation import SplitEvaluation
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +79,54 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
         return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id)
 
 
-def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
-                      target: Any, run_id: str) -> TrainingResult:
+def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
+                     stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
+    """Fit on train, score validation, refit on train+validation (``refit``), score test."""
+    from joblib import parallel_backend
     from threadpoolctl import threadpool_limits
 
+    from policy_topics.evaluation import evaluate_split
+    from policy_topics.modeling import build_pipeline
+
+    def fit(frame: pd.DataFrame) -> Pipeline:
+        pipeline = build_pipeline(container["features"], container["model"],
+                                  int(frame["label"].value_counts().min()))
+        return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy())
+
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    evaluations = []
+    # Threads, not processes, for parallel fits: liblinear and the solvers release the GIL, and
+    # process start-up would cost more than these small fits.
+    with threadpool_limits(limits=container["blas_threads"]), parallel_backend("threading"):
+        with stages.stage("fit") as note:
+            pipeline = fit(train)
+            note["detail"] = f"{len(train):,} docs, {len(pipeline.classes_)} topics"
+        if len(validation):
+            with stages.stage("evaluate validation"):
+                evaluations.append(evaluate_split(pipeline, validation, "validation"))
+            if container["refit"]:
+                with stages.stage("refit on train+val") as note:
+                    both = pd.concat([train, validation], ignore_index=True)
+                    pipeline = fit(both)
+                    note["detail"] = f"{len(both):,} docs"
+        with stages.stage("evaluate test"):
+            evaluations.append(evaluate_split(pipeline, test, "test"))
+    return pipeline, evaluations
+
+
+def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
+                      target: Any, run_id: str) -> TrainingResult:
     from policy_topics import tracking
-    from policy_topics.evaluation import evaluate_split, markdown_report, ngram_table, plot_confusion
-    from policy_topics.modeling import build_pipeline, top_ngrams
+    from policy_topics.evaluation import markdown_report, ngram_table, plot_confusion
+    from policy_topics.modeling import top_ngrams
 
     train = prepared.splits["train"]
     with stages.stage("log setup"):
         tracking.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
                            prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
 
-    with stages.stage("fit") as note, threadpool_limits(limits=container["blas_threads"]):
-        pipeline = build_pipeline(container["features"], container["model"],
-                                  int(train["label"].value_counts().min()))
-        pipeline.fit(train["text"].tolist(), train["label"].to_numpy())
-        note["detail"] = f"{len(train):,} docs, {len(pipeline.classes_)} topics"
-
-    with stages.stage("evaluate"), threadpool_limits(limits=container["blas_threads"]):
-        evaluations = [evaluate_split(pipeline, prepared.splits[name], name)
-                       for name in ("validation", "test") if len(prepared.splits[name])]
+    pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
+    with stages.stage("top n-grams"):
         ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"])))
 
     import mlflow
@@ -116,7 +147,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
             f"{prepared.name} / {container['model']['name']}", evaluations, ngrams,
             prepared.report["summary"]))
         mlflow.log_metrics(metrics)
-        mlflow.log_metrics({f"time_{k.replace(' ', '_')}_s": v for k, v in stages.timings.items()})
+        mlflow.log_metrics({"time_" + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
         mlflow.log_artifacts(str(out))
 
     model_uri = None
