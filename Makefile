@@ -1,0 +1,34 @@
+# The two commands of README: `make train` and `make test` (each installs what it needs first).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: install train test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## Train on the default dataset (the shipped demo corpus); pass Hydra overrides with ARGS="data=uscongress ..."
+train: install
+	$(BIN)/policy-topics train $(ARGS)
+
+## Run the whole test suite (unit + end-to-end). Registered datasets come from POLICY_TOPICS_DATA_MIRROR.
+test: install
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/pytest -q $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests experiments
+
+## Wall time and peak memory of training (medians of several runs); needs the data mirror.
+bench: install
+	$(BIN)/python experiments/bench_train.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

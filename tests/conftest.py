@@ -1,0 +1,72 @@
+"""Shared fixtures: a temp project home per test, the data mirror, and a real CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR_ENV = "POLICY_TOPICS_DATA_MIRROR"
+
+
+def _mirror_dir() -> Path | None:
+    env = os.environ.get(MIRROR_ENV)
+    if env:
+        return Path(env)
+    beside = REPO.parent / "shared" / "data" / "cap"
+    return beside if beside.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The folder with USCongress.csv.gz and NYTimes.csv.gz (CI always has it)."""
+    path = _mirror_dir()
+    if path is None or not (path / "USCongress.csv.gz").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"no data mirror: set {MIRROR_ENV} or put shared/ beside the checkout")
+        pytest.skip(f"no data mirror ({MIRROR_ENV} unset and no ../shared/data/cap)")
+    return path
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_env(home: Path, mirror: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "MLFLOW_TRACKING_URI")}
+    env["POLICY_TOPICS_HOME"] = str(home)
+    if mirror is not None:
+        env[MIRROR_ENV] = str(mirror)
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path | None = None,
+            timeout: float = 300, **extra: str) -> CliResult:
+    """Run ``policy-topics ARGS`` as a user would, in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "policy_topics.cli", *args], capture_output=True, text=True,
+        env=cli_env(home, mirror, **extra), cwd=cwd or home, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty project home (caches, MLflow store, outputs) for one test."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def files_under(path: Path) -> list[Path]:
+    """All files below ``path`` (none if it does not exist)."""
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []

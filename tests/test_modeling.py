@@ -1,0 +1,76 @@
+"""Every configured model builds from its YAML, fits, and gives class probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import REPO
+from policy_topics.errors import ConfigError
+from policy_topics.evaluation import evaluate_split, ngram_table
+from policy_topics.modeling import build_pipeline, top_ngrams
+from policy_topics.prediction import predict_topics
+
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+def load(group: str, name: str) -> dict:
+    cfg = OmegaConf.load(REPO / "conf" / group / f"{name}.yaml")
+    base = OmegaConf.create({"seed": 0})
+    merged = OmegaConf.merge(base, {"x": cfg})
+    if group == "features" and "defaults" in cfg:
+        merged = OmegaConf.merge(base, {"x": OmegaConf.merge(OmegaConf.load(REPO / "conf/features/word.yaml"), cfg)})
+        merged.x.pop("defaults")
+    return OmegaConf.to_container(merged, resolve=True)["x"]
+
+
+@pytest.fixture(scope="module")
+def demo() -> pd.DataFrame:
+    frame = pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv").rename(columns={"major": "label"})
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def test_demo_corpus_has_at_least_40_documents_per_major_topic_in_both_styles(demo):
+    counts = demo.groupby("label").size()
+    assert len(counts) == 21 and counts.min() >= 40
+    assert set(demo["style"]) == {"bill", "news"}
+    assert not demo["text"].duplicated().any()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_gives_probabilities_and_learns_the_demo_topics(model, demo):
+    train, test = demo.iloc[:700], demo.iloc[700:]
+    pipeline = build_pipeline(load("features", "word"), load("model", model), smallest_topic=20)
+    pipeline.fit(train["text"].tolist(), train["label"].to_numpy())
+    proba = pipeline.predict_proba(test["text"].tolist())
+    assert proba.shape == (len(test), 21)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    result = evaluate_split(pipeline, test, "test")
+    assert result.metrics["macro_f1"] > 0.45, model  # 21 topics: chance is about 0.05
+    predicted = predict_topics(pipeline, ["A bill to expand Medicare coverage of hearing aids"])
+    assert predicted.loc[0, "topic"] == "Health" and predicted.loc[0, "code"] == 3
+
+
+def test_word_and_char_features_form_a_union_with_top_ngrams_per_topic(demo):
+    pipeline = build_pipeline(load("features", "word_char"), load("model", "linearsvc"), smallest_topic=20)
+    pipeline.fit(demo["text"].tolist(), demo["label"].to_numpy())
+    names = pipeline.named_steps["features"].get_feature_names_out()
+    assert any(n.startswith("word__") for n in names) and any(n.startswith("char__") for n in names)
+    table = ngram_table(top_ngrams(pipeline, 5))
+    assert len(table) == 21 * 5
+    health = table[table["code"] == 3]["ngram"].str.replace("word__", "").tolist()
+    assert any(term in " ".join(health) for term in ("medicare", "health", "medicaid", "hospital"))
+
+
+def test_unknown_estimator_parameter_is_a_config_error():
+    model = load("model", "linearsvc")
+    model["estimator"]["gamma"] = 1.0
+    with pytest.raises(ConfigError, match="model=linearsvc: cannot build sklearn.svm.LinearSVC"):
+        build_pipeline(load("features", "word"), model, smallest_topic=5)
+
+
+def test_calibration_folds_shrink_to_the_smallest_topic():
+    pipeline = build_pipeline(load("features", "word"), load("model", "ridge"), smallest_topic=1)
+    assert pipeline.named_steps["classifier"].cv == 2
