@@ -97,12 +97,12 @@ def _missing_option(exc: Exception) -> str:
 
 
 def _bad_override(exc: Exception) -> str:
-    from omegaconf.errors import ConfigKeyError
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ConfigKeyError):
-        cause = cause.__cause__
-    if isinstance(cause, ConfigKeyError):
+    while cause is not None and not isinstance(cause, ConfigKeyError | ConfigAttributeError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
         key = getattr(cause, "full_key", None) or str(cause)
         return (f"unknown config key '{key}': check the spelling (`policy-topics train --cfg job` prints "
                 f"every key), or add a new key with +{key}=VALUE")

@@ -1,0 +1,166 @@
+"""`policy-topics train` run as a user runs it: real processes, real files, a real MLflow store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import files_under, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def mlflow_runs(home: Path, experiment: str) -> list:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id])
+
+
+def run_count(home: Path) -> int:
+    db = home / "mlruns" / "mlflow.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        return con.execute("select count(*) from runs").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def uscongress_run(tmp_path_factory, mirror):
+    home = tmp_path_factory.mktemp("uscongress-home")
+    result = run_cli(["train", "data=uscongress"], home, mirror)
+    assert result.returncode == 0, result.stderr
+    runs = mlflow_runs(home, "uscongress")
+    assert len(runs) == 1
+    return home, result, runs[0]
+
+
+def test_uscongress_reaches_the_accuracy_of_the_literature(uscongress_run):
+    _, _, run = uscongress_run
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_macro_f1"] >= 0.74
+    assert run.data.metrics["test_accuracy"] >= 0.76
+    assert run.data.metrics["test_n_docs"] > 800
+
+
+def test_terminal_shows_stages_metrics_run_id_and_the_ui_command(uscongress_run):
+    home, result, run = uscongress_run
+    out = result.stdout
+    for stage in ("prepare data", "fit", "evaluate test", "log model"):
+        assert stage in out
+    assert run.info.run_id in out
+    assert f"mlflow ui --backend-store-uri sqlite:///{home / 'mlruns' / 'mlflow.db'}" in out
+    assert f"{run.data.metrics['test_macro_f1']:.3f}" in out
+
+
+def test_run_records_config_params_dataset_git_and_artifacts(uscongress_run):
+    import mlflow
+
+    home, _, run = uscongress_run
+    params = run.data.params
+    assert params["data.name"] == "uscongress" and params["model.name"] == "linearsvc"
+    assert params["features.word.ngram_range"] == "[1, 2]"
+    assert params["data.source_sha256"].startswith("4a0967ae")
+    assert run.data.tags["mlflow.source.git.commit"]
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"uscongress-train", "uscongress-validation", "uscongress-test"}
+    assert inputs["uscongress-train"].dataset.digest == params["data.fingerprint"]
+    assert "cran/RTextTools" in inputs["uscongress-train"].dataset.source
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "report.md", "metrics.json", "per_topic_test.csv", "confusion_test.csv",
+            "confusion_test.png", "top_ngrams.csv"} <= names
+    local = Path(client.download_artifacts(run.info.run_id, "confusion_test.png", str(home)))
+    assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and local.stat().st_size > 20_000
+    report = Path(client.download_artifacts(run.info.run_id, "report.md", str(home))).read_text()
+    assert "| 3 | Health |" in report and "International Affairs" in report
+    config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(home))).read_text()
+    assert "label_column: major" in config
+
+
+def test_logged_model_loads_and_answers_with_topic_names(uscongress_run):
+    import mlflow
+    import pandas as pd
+
+    home, _, run = uscongress_run
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+    texts = ["A bill to provide grants to States for training of nurses in rural hospitals",
+             "To authorize appropriations for the Coast Guard and the Navy shipbuilding program"]
+    out = model.predict(pd.DataFrame({"text": texts}))
+    assert list(out.columns) == ["topic", "code", "probability"]
+    assert out["topic"].tolist()[0] == "Health" and out["code"].tolist()[0] == 3
+    assert out["probability"].between(0, 1).all()
+    assert model.metadata.signature.inputs.input_names() == ["text"]
+
+
+def test_default_command_trains_the_demo_corpus_offline(home):
+    result = run_cli(["train"], home)  # no data mirror, no network
+    assert result.returncode == 0, result.stderr
+    runs = mlflow_runs(home, "demo")
+    assert len(runs) == 1 and runs[0].data.metrics["test_macro_f1"] > 0.5
+    assert "data=demo" in result.stdout
+
+
+def test_multirun_sweeps_models_into_separate_runs(home):
+    result = run_cli(["train", "--multirun", "model=complementnb,ridge", "features=word",
+                      "tracking.log_model=false"], home)
+    assert result.returncode == 0, result.stderr
+    runs = mlflow_runs(home, "demo")
+    assert sorted(r.data.params["model.name"] for r in runs) == ["complementnb", "ridge"]
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+GOOD_ROWS = "".join(f'"Irrigation subsidies for growers, part {i}",4\n"Hospital staffing rules, part {i}",3\n'
+                    for i in range(12))
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """Each case: the command's overrides and a phrase its one-line error must contain."""
+    good = write(tmp / "good.csv", "body,topic\n" + GOOD_ROWS)
+    latin = write(tmp / "latin.csv", "body,topic\n" + GOOD_ROWS + '"Caf\u00e9 tax credit",1\n', "latin-1")
+    empty = write(tmp / "empty.csv", 'body,topic\n"   ",3\n"",4\n')
+    rare = write(tmp / "rare.csv", "body,topic\n" + GOOD_ROWS + '"Wildfire crews",27\n"Forest fire",27\n')
+    odd = write(tmp / "odd.csv", "body,topic\n" + GOOD_ROWS + '"Moon base zoning",42\n')
+    local = ["data=local", "data.text_column=body", "data.label_column=topic"]
+    return {
+        "missing file": ([*local, f"data.path={tmp / 'nope.csv'}"], "data file not found"),
+        "missing column": ([*local, f"data.path={good}", "data.text_column=title"],
+                           "text column 'title' not found in good.csv; columns found: body, topic"),
+        "bad encoding": ([*local, f"data.path={latin}"], "line 26 (byte 0xe9 at column 5) is not valid utf-8"),
+        "nothing left": ([*local, f"data.path={empty}"], "nothing left after cleaning"),
+        "rare topic": ([*local, f"data.path={rare}"], "27 Fires has 2"),
+        "unknown label": ([*local, f"data.path={odd}", "data.unknown_labels=error"],
+                          "label codes outside the CAP taxonomy: 42 (1 docs)"),
+        "unknown key": (["model.estimator.C_value=3"], "unknown config key 'model.estimator.C_value'"),
+        "unknown option": (["model=xgboost"], "unknown option model=xgboost; available model options: complementnb"),
+        "no mirror offline": (["data=uscongress", "data.url=http://127.0.0.1:9/USCongress.csv.gz"],
+                              "POLICY_TOPICS_DATA_MIRROR"),
+        "tracking down": (["tracking.uri=http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is not reachable"),
+    }
+
+
+CASES = ["missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
+         "unknown key", "unknown option", "no mirror offline", "tracking down"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_line_and_leaves_nothing_behind(case, home, tmp_path):
+    cases = bad_inputs(tmp_path)
+    assert sorted(cases) == sorted(CASES)
+    overrides, phrase = cases[case]
+    result = run_cli(["train", *overrides], home)
+    assert result.returncode in (2, 3), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and phrase in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert files_under(home / "data") == []
+    assert run_count(home) == 0
