@@ -77,7 +77,7 @@ def test_rare_topic_is_named_with_its_count_or_dropped_on_request():
     report = CleaningReport()
     kept = enforce_topic_sizes(data, 10, "drop", "t.csv", report)
     assert set(kept["label"]) == {3, 4} and report.rare_topics_dropped == {27: 2}
-    with pytest.raises(ConfigError, match="prep.rare_topics"):
+    with pytest.raises(ConfigError, match=r"prep\.rare_topics"):
         enforce_topic_sizes(data, 10, "ignore", "t.csv", CleaningReport())
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import files_under
+
 from policy_topics.data.loading import ReadOptions, infer_format, read_table
 from policy_topics.data.prep import prepare_dataset
 from policy_topics.data.sources import resolve_file
@@ -89,9 +89,9 @@ def test_undecodable_bytes_name_the_line_and_the_encoding_setting(tmp_path):
 def test_format_comes_from_the_name_or_the_setting(tmp_path):
     assert infer_format(Path("x.TSV.gz"), None) == "tsv"
     assert infer_format(Path("x.dat"), "csv") == "csv"
-    with pytest.raises(DataFormatError, match="set data.format"):
+    with pytest.raises(DataFormatError, match=r"set data\.format"):
         infer_format(Path("x.dat"), None)
-    with pytest.raises(DataFormatError, match="unknown data.format 'xls'"):
+    with pytest.raises(DataFormatError, match=r"unknown data\.format 'xls'"):
         infer_format(Path("x.csv"), "xls")
 
 

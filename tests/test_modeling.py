@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from omegaconf import OmegaConf
 
-from conftest import REPO
 from policy_topics.errors import ConfigError
 from policy_topics.evaluation import evaluate_split, ngram_table
 from policy_topics.modeling import build_pipeline, top_ngrams
@@ -67,7 +67,7 @@ def test_word_and_char_features_form_a_union_with_top_ngrams_per_topic(demo):
 def test_unknown_estimator_parameter_is_a_config_error():
     model = load("model", "linearsvc")
     model["estimator"]["gamma"] = 1.0
-    with pytest.raises(ConfigError, match="model=linearsvc: cannot build sklearn.svm.LinearSVC"):
+    with pytest.raises(ConfigError, match=r"model=linearsvc: cannot build sklearn\.svm\.LinearSVC"):
         build_pipeline(load("features", "word"), model, smallest_topic=5)
 
 

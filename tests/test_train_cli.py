@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import files_under, run_cli
 
 pytestmark = pytest.mark.e2e

@@ -3,38 +3,75 @@
 skops does not run code on load, but it refuses unknown types unless told to trust them. The list of
 trusted types is decided here (scikit-learn, NumPy and SciPy classes), never taken from the model's own
 metadata, so a model file that names other types is refused.
+
+A saved pipeline is a folder: ``pipeline.skops`` plus ``vocabularies.json``. skops writes a dict as one
+JSON node per entry, which made the TF-IDF vocabularies 40 MB and seconds to save and load; as plain
+lists of terms (index = position) they are small, fast, and still data only.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
 from policy_topics.errors import PolicyTopicsError
 
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
 TRUSTED_NAMES = frozenset({"builtins.slice"})
+MODEL_FILE = "pipeline.skops"
+VOCABULARY_FILE = "vocabularies.json"
 
 
 class ModelFileError(PolicyTopicsError):
     """A model file that is not this project's own, or was tampered with."""
 
 
-def save_pipeline(pipeline: Pipeline, path: Path) -> None:
+def _vectorizers(pipeline: Pipeline) -> dict[str, TfidfVectorizer]:
+    features = pipeline.named_steps["features"]
+    if isinstance(features, TfidfVectorizer):
+        return {"features": features}
+    return {name: step for name, step in features.transformer_list if isinstance(step, TfidfVectorizer)}
+
+
+@contextmanager
+def _vocabularies_detached(pipeline: Pipeline) -> Iterator[dict[str, list[str]]]:
+    """Take the vocabularies off the vectorizers (as term lists) for the duration of the block."""
+    vectorizers = _vectorizers(pipeline)
+    saved = {name: vec.vocabulary_ for name, vec in vectorizers.items()}
+    terms = {name: sorted(vocab, key=vocab.__getitem__) for name, vocab in saved.items()}
+    try:
+        for vec in vectorizers.values():
+            del vec.vocabulary_
+        yield terms
+    finally:
+        for name, vec in vectorizers.items():
+            vec.vocabulary_ = saved[name]
+
+
+def save_pipeline(pipeline: Pipeline, folder: Path) -> None:
     import skops.io as sio
 
-    sio.dump(pipeline, path)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _vocabularies_detached(pipeline) as terms:
+        sio.dump(pipeline, folder / MODEL_FILE)
+    (folder / VOCABULARY_FILE).write_text(json.dumps(terms, ensure_ascii=False))
 
 
-def load_pipeline(path: Path) -> Pipeline:
+def load_pipeline(folder: Path) -> Pipeline:
     """Load a pipeline saved by :func:`save_pipeline`, refusing types outside the trusted set."""
     import skops.io as sio
 
+    path = folder / MODEL_FILE
     try:
         untrusted = sio.get_untrusted_types(file=path)
+        terms = json.loads((folder / VOCABULARY_FILE).read_text())
     except Exception as exc:
-        raise ModelFileError(f"{path} is not a readable skops model file ({exc}); retrain the model") from exc
+        raise ModelFileError(f"{folder} is not a readable policy-topics model ({exc}); retrain the model") from exc
     refused = [t for t in untrusted if not (t.startswith(TRUSTED_PREFIXES) or t in TRUSTED_NAMES)]
     if refused:
         raise ModelFileError(
@@ -47,4 +84,9 @@ def load_pipeline(path: Path) -> Pipeline:
         raise ModelFileError(f"cannot load {path} ({exc}); the file is damaged: retrain the model") from exc
     if not isinstance(model, Pipeline):
         raise ModelFileError(f"{path} holds a {type(model).__name__}, not a policy-topics pipeline")
+    vectorizers = _vectorizers(model)
+    if set(vectorizers) != set(terms) or not all(isinstance(t, list) for t in terms.values()):
+        raise ModelFileError(f"{folder / VOCABULARY_FILE} does not match {path}; retrain the model")
+    for name, vec in vectorizers.items():
+        vec.vocabulary_ = {str(term): index for index, term in enumerate(terms[name])}
     return model

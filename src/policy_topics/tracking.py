@@ -154,7 +154,7 @@ def log_model(pipeline: Any, example_texts: list[str]) -> str:
     requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
                     f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
     with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
-        path = Path(tmp) / "pipeline.skops"
+        path = Path(tmp) / PIPELINE_ARTIFACT
         save_pipeline(pipeline, path)
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=str(PACKAGE_DIR / "mlflow_model.py"),

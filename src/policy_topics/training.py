@@ -7,8 +7,8 @@ open, a failure marks it FAILED.
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -60,7 +60,7 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
     from policy_topics.tracking import check_reachable, tracking_target
 
     stages = Stages(emit)
-    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     target = tracking_target(container["tracking"])
     check_reachable(target)
     emit(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "

@@ -232,6 +232,8 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     }
     frame: pd.DataFrame | None = None
     if data["source"] == "hub":
+        if not data.get("hub_id"):
+            raise ConfigError("data.hub_id is not set; give data.hub_id=OWNER/NAME")
         frame, identity = read_hub(data["hub_id"], data.get("hub_subset"), data["hub_split"],
                                    data.get("hub_revision"), opts)
         source, sha = f"hf://datasets/{data['hub_id']}", ""
@@ -259,7 +261,8 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     cleaned = enforce_topic_sizes(cleaned, int(prep["min_docs_per_topic"]), str(prep["rare_topics"]),
                                   source_name, report)
     splits = split(cleaned, float(prep["test_size"]), float(prep["val_size"]), int(prep["seed"]))
-    report_dict = {**report.__dict__, "summary": report.summary(), "splits": {name: len(part) for name, part in splits.items()}}
+    report_dict = {**report.__dict__, "summary": report.summary(),
+                   "splits": {name: len(part) for name, part in splits.items()}}
     manifest = {"name": data["name"], "fingerprint": fp, "source": source, "source_sha256": sha,
                 "read": read_settings, "prep": dict(prep), "report": report_dict}
     _write_atomically(target, splits, manifest)
