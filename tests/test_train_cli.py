@@ -52,6 +52,8 @@ def test_terminal_shows_stages_metrics_run_id_and_the_ui_command(uscongress_run)
         assert stage in out
     assert run.info.run_id in out
     assert f"mlflow ui --backend-store-uri sqlite:///{home / 'mlruns' / 'mlflow.db'}" in out
+    ui_program = out.split("MLflow UI", 1)[1].split()[0]
+    assert Path(ui_program).is_file() or ui_program == "mlflow"
     assert f"{run.data.metrics['test_macro_f1']:.3f}" in out
 
 

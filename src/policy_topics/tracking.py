@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -42,7 +43,9 @@ class TrackingTarget:
     def ui_command(self) -> str:
         if self.is_server:
             return f"open {self.uri} in a browser"
-        return f"mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000"
+        beside = Path(sys.executable).parent / "mlflow"  # the venv's mlflow, even when it is not on PATH
+        program = str(beside) if beside.is_file() else "mlflow"
+        return f"{program} ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000"
 
 
 def tracking_target(tracking: Mapping[str, Any]) -> TrackingTarget:
