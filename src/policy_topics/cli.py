@@ -7,6 +7,7 @@ name gets one line that names it and the choices, not a stack trace.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,13 @@ commands:
             policy-topics train data=uscongress model=logreg features.word.ngram_range=[1,3]
             policy-topics train --multirun model=linearsvc,logreg,ridge
             policy-topics train --cfg job     (print the composed config)
+  predict   code texts with a logged model: policy-topics predict --model MODEL [TEXT ...] [--input PATH]
+  serve     serve a model over HTTP: policy-topics serve --model MODEL --port 8080
+  promote   point an alias at a registered version: policy-topics promote NAME VERSION [--alias champion]
+  models    list the registered models, their versions and aliases
+
+MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
+the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
 """
 
 # Hydra flags that take a value; everything else that starts with '-' takes none.
@@ -178,8 +186,98 @@ def train_task(cfg: Any) -> float | None:
     return result.metrics.get("val_macro_f1", result.metrics.get("test_macro_f1"))
 
 
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME "
+                                        "(default: the registered model with the alias 'champion')")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="top probability under which a text is flagged 'uncertain' (default 0.2)")
+
+
+def _probability(value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        fail(f"--threshold must be between 0 and 1, not {value}")
+
+
+def predict_command(args: list[str]) -> None:
+    from policy_topics import batch
+    from policy_topics.registry import load, resolve
+
+    parser = argparse.ArgumentParser(prog="policy-topics predict", description="Code texts with a logged model.")
+    parser.add_argument("texts", nargs="*", help="texts to code")
+    parser.add_argument("--input", "-i", help="a .txt (one text per line), .csv/.tsv/.jsonl/.parquet file, "
+                                              "a folder of .txt files, or - for stdin")
+    parser.add_argument("--input-format", choices=batch.INPUT_FORMATS)
+    parser.add_argument("--column", default="text", help="text column or field of CSV/TSV/JSONL/Parquet input")
+    parser.add_argument("--encoding", default="utf-8")
+    parser.add_argument("--output", "-o", help="output .csv or .jsonl file (default: JSONL on stdout)")
+    parser.add_argument("--output-format", choices=("csv", "jsonl"))
+    parser.add_argument("--top-k", type=int, default=3, help="how many topics to list per text")
+    parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N n-grams that "
+                        "pushed each decision most")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--no-progress", action="store_true")
+    _model_options(parser)
+    opts = parser.parse_args(args)
+    _probability(opts.threshold)
+    if not opts.texts and opts.input is None:
+        fail("nothing to predict: give texts as arguments, or --input FILE|FOLDER|-")
+    if opts.top_k < 1 or opts.explain < 0 or opts.batch_size < 1:
+        fail("--top-k and --batch-size must be at least 1 and --explain at least 0")
+    fmt = batch.output_format(opts.output, opts.output_format)
+    loaded = load(resolve(opts.model), opts.threshold)
+    documents = batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format, opts.encoding)
+    progress = not opts.no_progress and sys.stderr.isatty()
+    with batch.atomic_output(opts.output) as handle:
+        count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),
+                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress)
+    if opts.output:
+        print(f"{count} predictions from {loaded.metadata['model_uri']} written to {opts.output}", file=sys.stderr)
+
+
+def serve_command(args: list[str]) -> None:
+    from policy_topics.serving import Limits, serve
+
+    parser = argparse.ArgumentParser(prog="policy-topics serve", description="Serve a model over HTTP.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--max-texts", type=int, default=1000, help="most texts per request")
+    parser.add_argument("--max-bytes", type=int, default=1_000_000, help="largest request body")
+    _model_options(parser)
+    opts = parser.parse_args(args)
+    _probability(opts.threshold)
+    if opts.workers < 1 or opts.max_texts < 1 or opts.max_bytes < 1:
+        fail("--workers, --max-texts and --max-bytes must be at least 1")
+    serve(opts.model, opts.host, opts.port, opts.workers, Limits(opts.max_texts, opts.max_bytes), opts.threshold)
+
+
+def promote_command(args: list[str]) -> None:
+    from policy_topics.registry import CHAMPION, promote
+
+    parser = argparse.ArgumentParser(prog="policy-topics promote",
+                                     description="Point an alias (default: champion) at a registered model version.")
+    parser.add_argument("name")
+    parser.add_argument("version")
+    parser.add_argument("--alias", default=CHAMPION)
+    opts = parser.parse_args(args)
+    uri = promote(opts.name, opts.version, opts.alias)
+    print(f"{uri} -> version {opts.version}")
+
+
+def models_command(args: list[str]) -> None:
+    from policy_topics.registry import _client, available, default_tracking_uri
+
+    argparse.ArgumentParser(prog="policy-topics models", description="List registered models.").parse_args(args)
+    uri = default_tracking_uri()
+    print(f"{uri}: {available(_client(uri))}")
+
+
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
+    "predict": predict_command,
+    "serve": serve_command,
+    "promote": promote_command,
+    "models": models_command,
 }
 
 
@@ -193,7 +291,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"unknown command '{args[0]}'; commands: {', '.join(COMMANDS)}")
     register_resolvers()
     _quiet_libraries()
-    command(args[1:])
+    if args[0] == "train":
+        command(args[1:])
+        return
+    _configure_logging()
+    try:
+        command(args[1:])
+    except PolicyTopicsError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The MLflow pyfunc model: a fitted pipeline (saved with skops) that answers in topic names.
 
-Logged as "models from code" (``mlflow_model.py``), so MLflow does not pickle any object of ours.
+Logged as "models from code" (``mlflow_model.py``), so MLflow pickles no object of ours. ``predict``
+takes a DataFrame with a ``text`` column (or a list of strings) and params ``top_k``, ``explain`` (number
+of n-grams to report, 0 = none) and ``threshold`` (top probability under which a text is "uncertain").
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import mlflow.pyfunc
 import pandas as pd
 
 from policy_topics.persistence import load_pipeline
-from policy_topics.prediction import predict_topics
+from policy_topics.prediction import DEFAULT_THRESHOLD, DEFAULT_TOP_K, TopicPredictor
 
 PIPELINE_ARTIFACT = "pipeline"
+PARAMS = {"top_k": DEFAULT_TOP_K, "explain": 0, "threshold": DEFAULT_THRESHOLD}
+OUTPUT_COLUMNS = ["topic", "code", "probability", "status", "top_topics", "explanation"]
 
 
 def input_texts(model_input: Any) -> list[str]:
@@ -31,12 +35,29 @@ def input_texts(model_input: Any) -> list[str]:
     return ["" if v is None else str(v) for v in values]
 
 
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Prediction records as the pyfunc output table (``explanation`` always present)."""
+    return pd.DataFrame({
+        "topic": pd.Series([r["topic"] for r in records], dtype=object),
+        "code": pd.Series([r["code"] for r in records], dtype="Int64"),
+        "probability": pd.Series([r["probability"] for r in records], dtype="float64"),
+        "status": [r["status"] for r in records],
+        "top_topics": [r["top_topics"] for r in records],
+        "explanation": [r.get("explanation", []) for r in records],
+    }, columns=OUTPUT_COLUMNS)
+
+
 class TopicModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: ``predict`` returns ``topic``, ``code`` and ``probability`` per text."""
+    """pyfunc wrapper around :class:`~policy_topics.prediction.TopicPredictor`."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.pipeline = load_pipeline(Path(context.artifacts[PIPELINE_ARTIFACT]))
+        self.predictor = TopicPredictor(load_pipeline(Path(context.artifacts[PIPELINE_ARTIFACT])))
 
     # DataFrame hint: MLflow derives no schema from it, so the logged signature stays the schema.
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return predict_topics(self.pipeline, input_texts(model_input))
+        options = {**PARAMS, **(params or {})}
+        records = self.predictor.predict_records(
+            input_texts(model_input), top_k=int(options["top_k"]), explain=int(options["explain"]),
+            threshold=float(options["threshold"]),
+        )
+        return records_frame(records)

@@ -141,19 +141,21 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
             mlflow.log_input(dataset, context=split)
 
 
-def log_model(pipeline: Any, example_texts: list[str]) -> str:
-    """Log the pyfunc topic model (skops pipeline + code) with signature and input example."""
+def log_model(pipeline: Any, example_texts: list[str], registered_name: str | None) -> tuple[str, str | None]:
+    """Log the pyfunc topic model (skops pipeline + code) with signature and input example, and
+    register it under ``registered_name`` when given. Returns the model URI and the registered version."""
     import mlflow
     import sklearn
     import skops
     from mlflow.models import infer_signature
 
     from policy_topics.persistence import save_pipeline
-    from policy_topics.prediction import predict_topics
-    from policy_topics.topic_model import PIPELINE_ARTIFACT
+    from policy_topics.prediction import TopicPredictor
+    from policy_topics.topic_model import PARAMS, PIPELINE_ARTIFACT, records_frame
 
     example = pd.DataFrame({"text": example_texts})
-    signature = infer_signature(example, predict_topics(pipeline, example_texts))
+    output = records_frame(TopicPredictor(pipeline).predict_records(example_texts, explain=3))
+    signature = infer_signature(example, output, params=PARAMS)
     requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
                     f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
     with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
@@ -165,4 +167,8 @@ def log_model(pipeline: Any, example_texts: list[str]) -> str:
             pip_requirements=requirements,
         )
     mlflow.set_tag("model_uri", info.model_uri)
-    return info.model_uri
+    version = None
+    if registered_name:
+        version = mlflow.register_model(info.model_uri, registered_name).version
+        mlflow.set_tag("registered_model", f"models:/{registered_name}/{version}")
+    return info.model_uri, None if version is None else str(version)

@@ -50,6 +50,7 @@ class TrainingResult:
     experiment: str
     metrics: dict[str, float]
     model_uri: str | None
+    registered: str | None
     ui_command: str
     timings: dict[str, float]
 
@@ -150,11 +151,17 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         mlflow.log_metrics({"time_" + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
         mlflow.log_artifacts(str(out))
 
-    model_uri = None
+    model_uri = registered = None
     if container["tracking"].get("log_model", True):
-        with stages.stage("log model"):
-            model_uri = tracking.log_model(pipeline, train["text"].head(3).tolist())
-    return TrainingResult(run_id, target.experiment, metrics, model_uri, target.ui_command(), stages.timings)
+        with stages.stage("log model") as note:
+            name = container["tracking"].get("register_as")
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
+            model_uri, version = tracking.log_model(pipeline, train["text"].head(3).tolist(), name)
+            if version:
+                registered = f"models:/{name}/{version}"
+                note["detail"] = f"registered {registered}"
+    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
+                          stages.timings)
 
 
 def summary(result: TrainingResult) -> str:
@@ -169,6 +176,11 @@ def summary(result: TrainingResult) -> str:
         "",
         f"  run id      {result.run_id}  (experiment '{result.experiment}')",
         f"  model       {result.model_uri or 'not logged (tracking.log_model=false)'}",
+    ]
+    if result.registered:
+        name, version = result.registered.removeprefix("models:/").rsplit("/", 1)
+        lines += [f"  registered  {result.registered}  (make it the champion: policy-topics promote {name} {version})"]
+    lines += [
         f"  MLflow UI   {result.ui_command}",
     ]
     return "\n".join(lines)
