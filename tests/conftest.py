@@ -70,3 +70,26 @@ def home(tmp_path: Path) -> Path:
 def files_under(path: Path) -> list[Path]:
     """All files below ``path`` (none if it does not exist)."""
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+@dataclass
+class TrainedStore:
+    """A project home with one model trained on the demo corpus, registered and promoted."""
+
+    home: Path
+    run_id: str
+    model_uri: str
+    registered: str
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> TrainedStore:
+    home = tmp_path_factory.mktemp("demo-store")
+    result = run_cli(["train", "tracking.register_as=topics-demo"], home)
+    assert result.returncode == 0, result.stderr
+    promoted = run_cli(["promote", "topics-demo", "1"], home)
+    assert promoted.returncode == 0, promoted.stderr
+    run_id = result.stdout.split("run id", 1)[1].split()[0]
+    model_uri = result.stdout.split("\n  model", 1)[1].split()[0]
+    assert len(run_id) == 32 and model_uri.startswith("models:/m-")
+    return TrainedStore(home, run_id, model_uri, "models:/topics-demo/1")

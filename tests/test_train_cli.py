@@ -91,10 +91,15 @@ def test_logged_model_loads_and_answers_with_topic_names(uscongress_run):
     model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
     texts = ["A bill to provide grants to States for training of nurses in rural hospitals",
              "To authorize appropriations for the Coast Guard and the Navy shipbuilding program"]
-    out = model.predict(pd.DataFrame({"text": texts}))
-    assert list(out.columns) == ["topic", "code", "probability"]
+    out = model.predict(pd.DataFrame({"text": [*texts, "   "]}), params={"top_k": 2, "explain": 3})
+    assert list(out.columns) == ["topic", "code", "probability", "status", "top_topics", "explanation"]
     assert out["topic"].tolist()[0] == "Health" and out["code"].tolist()[0] == 3
-    assert out["probability"].between(0, 1).all()
+    assert out["probability"].iloc[:2].between(0, 1).all()
+    assert out["status"].tolist() == ["coded", "coded", "empty"]
+    assert len(out["top_topics"].iloc[0]) == 2 and len(out["explanation"].iloc[0]) == 3
+    assert out["explanation"].iloc[0][0]["ngram"] == "hospitals"  # the word that says Health
+    strict = model.predict(pd.DataFrame({"text": texts}), params={"threshold": 0.999})
+    assert strict["status"].tolist() == ["uncertain", "uncertain"]
     assert model.metadata.signature.inputs.input_names() == ["text"]
 
 
