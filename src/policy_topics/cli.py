@@ -265,11 +265,20 @@ def promote_command(args: list[str]) -> None:
 
 
 def models_command(args: list[str]) -> None:
-    from policy_topics.registry import _client, available, default_tracking_uri
+    from policy_topics.registry import default_tracking_uri, tracking_client, version_table
 
-    argparse.ArgumentParser(prog="policy-topics models", description="List registered models.").parse_args(args)
+    argparse.ArgumentParser(prog="policy-topics models",
+                            description="List the registered models, their versions and aliases.").parse_args(args)
     uri = default_tracking_uri()
-    print(f"{uri}: {available(_client(uri))}")
+    rows = version_table(tracking_client(uri))
+    print(f"registered models in {uri}")
+    if not rows:
+        print("  none yet: train one (policy-topics train registers it)")
+        return
+    print(f"  {'name':<28} {'version':>7}  {'aliases':<16} {'run id':<32}  test macro-F1")
+    for row in rows:
+        f1 = "-" if row["test_macro_f1"] is None else f"{row['test_macro_f1']:.3f}"
+        print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
 
 
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {

@@ -29,7 +29,7 @@ def default_tracking_uri() -> str:
                             "experiment": "-"}).uri
 
 
-def _client(tracking_uri: str) -> Any:
+def tracking_client(tracking_uri: str) -> Any:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -47,6 +47,21 @@ def available(client: Any) -> str:
     return "; ".join(parts) or "none"
 
 
+def version_table(client: Any) -> list[dict[str, Any]]:
+    """One row per registered version: name, version, aliases, run and its test macro-F1."""
+    rows = []
+    for model in client.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in model.aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
+        for version in sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version)):
+            metric = client.get_run(version.run_id).data.metrics.get("test_macro_f1") if version.run_id else None
+            rows.append({"name": model.name, "version": int(version.version),
+                         "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+                         "run_id": version.run_id, "test_macro_f1": metric})
+    return rows
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     uri: str
@@ -60,7 +75,7 @@ def resolve(reference: str | None, tracking_uri: str | None = None) -> ResolvedM
     from mlflow.exceptions import MlflowException
 
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = _client(tracking_uri)
+    client = tracking_client(tracking_uri)
     try:
         if reference and _RUN_ID.match(reference):
             run = client.get_run(reference)
@@ -106,7 +121,7 @@ def promote(name: str, version: str, alias: str = CHAMPION, tracking_uri: str | 
     from mlflow.exceptions import MlflowException
 
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = _client(tracking_uri)
+    client = tracking_client(tracking_uri)
     try:
         client.get_model_version(name, version)
         client.set_registered_model_alias(name, alias, version)
@@ -147,7 +162,7 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
     if run_id:
-        run = _client(resolved.tracking_uri).get_run(run_id)
+        run = tracking_client(resolved.tracking_uri).get_run(run_id)
         metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "val_"))}
         params = run.data.params
     metadata = {
