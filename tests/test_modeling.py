@@ -74,3 +74,26 @@ def test_unknown_estimator_parameter_is_a_config_error():
 def test_calibration_folds_shrink_to_the_smallest_topic():
     pipeline = build_pipeline(load("features", "word"), load("model", "ridge"), smallest_topic=1)
     assert pipeline.named_steps["classifier"].cv == 2
+
+
+@pytest.mark.parametrize("features, options", [
+    ("word_char", {}),
+    ("word", {"sublinear_tf": False}),
+    ("word", {"binary": True, "use_idf": False}),
+])
+def test_the_fast_predictor_matches_the_scikit_learn_pipeline(demo, features, options):
+    from policy_topics.prediction import TopicPredictor
+
+    pipeline = build_pipeline(load("features", features), load("model", "linearsvc"), smallest_topic=20)
+    vectorizers = [pipeline.named_steps["features"]]
+    if hasattr(vectorizers[0], "transformer_list"):
+        vectorizers = [v for _, v in vectorizers[0].transformer_list]
+    for vectorizer in vectorizers:
+        vectorizer.set_params(**options)
+    pipeline.fit(demo["text"].tolist()[:600], demo["label"].to_numpy()[:600])
+    texts = [*demo["text"].tolist()[600:700], "Ünïcode café policy, policy, policy!", "zzzz qqqq", "a"]
+    predictor = TopicPredictor(pipeline)
+    assert predictor._vectorize is not None  # the fast path is taken
+    fast, reference = predictor.transform(texts), pipeline.named_steps["features"].transform(texts)
+    np.testing.assert_allclose(fast.toarray(), reference.toarray(), atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba(texts), pipeline.predict_proba(texts), atol=1e-6)
