@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test lint bench bench-serve clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ lint: install
 ## Wall time and peak memory of training (medians of several runs); needs the data mirror.
 bench: install
 	$(BIN)/python experiments/bench_train.py
+
+## The model server against `mlflow models serve`, and the batch command; needs the data mirror.
+bench-serve: install
+	$(BIN)/python experiments/bench_serve.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
