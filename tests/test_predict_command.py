@@ -126,7 +126,7 @@ def test_bad_input_is_one_line_and_leaves_no_output_file(demo_store, tmp_path):
         (["--input", str(tmp_path / "out")], "no .txt files in the folder"),
         (["--threshold", "1.5", "text"], "--threshold must be between 0 and 1"),
         ([], "nothing to predict"),
-        (["--model", "models:/topics-demo/7", "text"], "registered: topics-demo (versions 1; champion -> 1)"),
+        (["--model", "models:/topics-demo/7", "text"], "registered: topics-demo (versions 1; champion -> 1"),
     ]
     for args, phrase in cases:
         result = run_cli(["predict", *args, "--output", str(out)], demo_store.home)
