@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +12,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from conftest import TrainedStore, cli_env, run_cli
@@ -38,13 +42,13 @@ def request(url: str, body: bytes | None = None, method: str | None = None) -> t
         return err.code, json.loads(err.read())
 
 
-@pytest.fixture(scope="module")
-def server(demo_store: TrainedStore) -> Iterator[str]:
+@contextmanager
+def running_server(home: Path, *options: str) -> Iterator[str]:
+    """``policy-topics serve`` in a subprocess; yields its base URL once /health answers."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), "--max-texts", "20",
-         "--max-bytes", "4000"],
-        env=cli_env(demo_store.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), *options],
+                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -56,12 +60,20 @@ def server(demo_store: TrainedStore) -> Iterator[str]:
         except OSError:
             time.sleep(0.3)
     else:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("server did not answer /health within 90 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
     assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def server(demo_store: TrainedStore) -> Iterator[str]:
+    with running_server(demo_store.home, "--max-texts", "20", "--max-bytes", "4000") as base:
+        yield base
 
 
 def test_health_and_metadata_describe_the_champion(server, demo_store):
@@ -133,3 +145,11 @@ def test_unknown_model_at_start_up_is_one_line_listing_what_exists(demo_store):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "models:/topics-demo@nightly" in lines[0]
     assert "topics-demo (versions 1; champion -> 1" in lines[0]  # other tests may add aliases
+
+
+def test_several_workers_each_load_the_model_and_answer(demo_store):
+    with running_server(demo_store.home, "--workers", "2", "--model", demo_store.registered) as base:
+        answers = [request(base + "/predict", json.dumps({"texts": TEXTS[:2]}).encode()) for _ in range(6)]
+        assert {status for status, _ in answers} == {200}
+        assert {tuple(p["topic"] for p in body["predictions"]) for _, body in answers} == {("Health", "Defense")}
+        assert request(base + "/metadata")[1]["model_uri"] == demo_store.registered
