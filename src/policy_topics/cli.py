@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,10 +28,13 @@ commands:
   serve     serve a model over HTTP: policy-topics serve --model MODEL --port 8080
   promote   point an alias at a registered version: policy-topics promote NAME VERSION [--alias champion]
   models    list the registered models, their versions and aliases
+  rerun     re-run a logged training run from its recorded config; says whether the metrics match
 
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
 """
+
+DEBUG_ENV = "POLICY_TOPICS_DEBUG"
 
 # Hydra flags that take a value; everything else that starts with '-' takes none.
 _HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
@@ -40,6 +44,22 @@ _HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-
 def fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def unexpected(exc: BaseException) -> None:
+    """A bug or an unforeseen failure: one line, the traceback only on request."""
+    import os
+
+    if os.environ.get(DEBUG_ENV):
+        raise exc
+    first = next((line for line in str(exc).splitlines() if line.strip()), "")
+    fail(f"unexpected {type(exc).__name__}: {first} (the MLflow run, if one was open, is marked FAILED; "
+         f"set {DEBUG_ENV}=1 for the traceback)", 1)
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends a run like Ctrl-C does: marked KILLED, nothing half-written."""
+    raise KeyboardInterrupt
 
 
 def overrides_in(args: Sequence[str]) -> list[str]:
@@ -158,7 +178,7 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args:
         except PolicyTopicsError as exc:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            fail("interrupted (the MLflow run, if one was open, is marked KILLED)", 130)
         except Exception as exc:
             from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -167,7 +187,7 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args:
                 fail(f"{key} is required here and has no value; add {key}=... to the command")
             if isinstance(exc, OmegaConfBaseException):
                 fail(f"config: {str(exc).splitlines()[0]}")
-            raise
+            unexpected(exc)
 
     saved = sys.argv
     sys.argv = [prog, *args]
@@ -281,12 +301,26 @@ def models_command(args: list[str]) -> None:
         print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
 
 
+def rerun_command(args: list[str]) -> None:
+    from policy_topics.rerun import rerun
+
+    parser = argparse.ArgumentParser(prog="policy-topics rerun", description="Re-run a logged training run from "
+                                     "its recorded config and report whether the metrics match (exit 4 if not).")
+    parser.add_argument("run_id")
+    opts = parser.parse_args(args)
+    report = rerun(opts.run_id)
+    print(report.render())
+    if report.mismatched:
+        raise SystemExit(4)
+
+
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
     "predict": predict_command,
     "serve": serve_command,
     "promote": promote_command,
     "models": models_command,
+    "rerun": rerun_command,
 }
 
 
@@ -300,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(f"unknown command '{args[0]}'; commands: {', '.join(COMMANDS)}")
     register_resolvers()
     _quiet_libraries()
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     if args[0] == "train":
         command(args[1:])
         return
@@ -312,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail("interrupted", 130)
     except BrokenPipeError:
         sys.stderr.close()
+    except Exception as exc:
+        unexpected(exc)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,24 @@ def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smalle
     return Pipeline([("features", build_features(features)), ("classifier", estimator)])
 
 
+def check_parameters(pipeline: Pipeline) -> None:
+    """Check every step's parameters now: scikit-learn checks them only when fitting, after the MLflow
+    run is open, and answers with a traceback."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+    steps = [features, *(t for _, t in getattr(features, "transformer_list", [])), classifier,
+             getattr(classifier, "estimator", None)]
+    for step in steps:
+        if not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            step._validate_params()
+        except InvalidParameterError as exc:
+            group = "features" if step in steps[:-2] else "model"
+            raise ConfigError(f"{exc} Fix the {group}.* setting.") from None
+
+
 def class_weights(classifier: BaseEstimator) -> np.ndarray:
     """Per-class feature weights (classes x features) of a fitted linear or NB classifier."""
     if isinstance(classifier, CalibratedClassifierCV):

@@ -53,6 +53,28 @@ def _vocabularies_detached(pipeline: Pipeline) -> Iterator[dict[str, list[str]]]
             vec.vocabulary_ = saved[name]
 
 
+def digest(folder: Path) -> str:
+    """SHA-256 over the saved files, recorded in the tracking store when the model is logged, so files
+    changed afterwards in the artifact store are noticed on load."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for name in (MODEL_FILE, VOCABULARY_FILE):
+        sha.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return sha.hexdigest()
+
+
+def _check_structure(model: Pipeline, path: Path) -> None:
+    """Trusted types can still carry callables (e.g. a vectorizer's ``preprocessor``), which would run on
+    every text: this project's pipelines have none."""
+    for name, vec in _vectorizers(model).items():
+        for attribute in ("preprocessor", "tokenizer", "analyzer"):
+            value = getattr(vec, attribute, None)
+            if value is not None and not isinstance(value, str):
+                raise ModelFileError(f"{path}: vectorizer '{name}' has a callable {attribute}; "
+                                     "only load models trained by policy-topics")
+
+
 def save_pipeline(pipeline: Pipeline, folder: Path) -> None:
     import skops.io as sio
 
@@ -84,6 +106,7 @@ def load_pipeline(folder: Path) -> Pipeline:
         raise ModelFileError(f"cannot load {path} ({exc}); the file is damaged: retrain the model") from exc
     if not isinstance(model, Pipeline):
         raise ModelFileError(f"{path} holds a {type(model).__name__}, not a policy-topics pipeline")
+    _check_structure(model, path)
     vectorizers = _vectorizers(model)
     if set(vectorizers) != set(terms) or not all(isinstance(t, list) for t in terms.values()):
         raise ModelFileError(f"{folder / VOCABULARY_FILE} does not match {path}; retrain the model")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from policy_topics.errors import PolicyTopicsError
@@ -132,6 +133,29 @@ def promote(name: str, version: str, alias: str = CHAMPION, tracking_uri: str | 
     return f"models:/{name}@{alias}"
 
 
+def _check_digest(local: Path, uri: str, run: Any) -> None:
+    """Refuse model files that differ from the digest the training run recorded in the tracking store."""
+    from policy_topics.persistence import ModelFileError, digest
+    from policy_topics.topic_model import PIPELINE_ARTIFACT
+    from policy_topics.tracking import MODEL_DIGEST_TAG
+
+    expected = run.data.tags.get(MODEL_DIGEST_TAG) if run is not None else None
+    folder = local / "artifacts" / PIPELINE_ARTIFACT
+    if not folder.is_dir():
+        raise ModelFileError(f"{uri} is not a policy-topics model (no {PIPELINE_ARTIFACT} artifact); "
+                             "train one with policy-topics train")
+    if expected is None:
+        raise ModelFileError(f"{uri}: its run records no {MODEL_DIGEST_TAG}, so its files cannot be checked; "
+                             "retrain it with this version of policy-topics")
+    try:
+        actual = digest(folder)
+    except OSError as exc:
+        raise ModelFileError(f"{uri}: model files missing ({exc}); retrain the model") from None
+    if actual != expected:
+        raise ModelFileError(f"{uri}: model files differ from the digest recorded at training "
+                             f"(run {run.info.run_id}); they were changed afterwards: restore them or retrain")
+
+
 @dataclass
 class LoadedModel:
     """A model ready to predict, with what the metadata endpoint and the batch command report."""
@@ -146,8 +170,12 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
 
     from policy_topics.topic_model import TopicModel
 
+    run_id = resolved.run_id
+    run = tracking_client(resolved.tracking_uri).get_run(run_id) if run_id else None
     try:
-        model = mlflow.pyfunc.load_model(resolved.uri)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri))
+        _check_digest(local, resolved.uri, run)
+        model = mlflow.pyfunc.load_model(str(local))
     except PolicyTopicsError:
         raise
     except Exception as exc:
@@ -158,11 +186,9 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
     predictor = python_model.predictor
     if threshold is not None:
         predictor.threshold = threshold
-    run_id = resolved.run_id or model.metadata.run_id
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
-    if run_id:
-        run = tracking_client(resolved.tracking_uri).get_run(run_id)
+    if run is not None:
         metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "val_"))}
         params = run.data.params
     metadata = {

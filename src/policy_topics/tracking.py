@@ -26,6 +26,7 @@ from policy_topics.errors import TrackingError
 from policy_topics.paths import PACKAGE_DIR, resources_dir
 
 MODEL_NAME = "model"
+MODEL_DIGEST_TAG = "model_sha256"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,22 @@ def git_state() -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git_dirty": str(bool(status)).lower()}
 
 
+REPRODUCIBILITY_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "datasets", "mlflow", "hydra-core", "skops")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers, as ``versions.NAME`` tags."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"versions.python": sys.version.split()[0]}
+    for package in REPRODUCIBILITY_PACKAGES:
+        try:
+            tags[f"versions.{package}"] = version(package)
+        except PackageNotFoundError:
+            continue
+    return tags
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"model": {"C": 1}}`` -> ``{"model.C": "1"}`` for MLflow params."""
     flat: dict[str, str] = {}
@@ -106,22 +123,63 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 @contextmanager
+def _store_lock(target: TrackingTarget) -> Iterator[None]:
+    """Serialise creating (and migrating) a SQLite store and its experiments across processes.
+
+    MLflow builds a new SQLite store's tables on first use; two processes doing that at once break it
+    ("duplicate column name", "table ... already exists"), and two creating one experiment collide. A
+    file lock beside the database makes the first one do it and the others wait. Servers need none.
+    """
+    if not target.uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(target.uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.parent / f".{database.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
 def start_run(target: TrackingTarget, run_name: str | None) -> Iterator[Any]:
     """Open an MLflow run in the target's experiment; the run is marked FAILED if the block raises."""
     import mlflow
 
     mlflow.set_tracking_uri(target.uri)
     try:
-        experiment = mlflow.get_experiment_by_name(target.experiment)
-        if experiment is None:
-            location = target.artifact_root.as_uri() if target.artifact_root else None
-            experiment_id = mlflow.create_experiment(target.experiment, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
+        with _store_lock(target):
+            experiment = mlflow.get_experiment_by_name(target.experiment)
+            if experiment is None:
+                location = target.artifact_root.as_uri() if target.artifact_root else None
+                experiment_id = mlflow.create_experiment(target.experiment, artifact_location=location)
+            else:
+                experiment_id = experiment.experiment_id
     except Exception as exc:
         raise TrackingError(f"cannot use the MLflow store {target.uri}: {exc}") from exc
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    try:
         yield run
+    except BaseException as exc:
+        _forget_registered_version(run.info.run_id)
+        mlflow.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def _forget_registered_version(run_id: str) -> None:
+    """A run that did not finish leaves no registered model version behind."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    registered = client.get_run(run_id).data.tags.get("registered_model")
+    if registered:
+        name, version = registered.removeprefix("models:/").rsplit("/", 1)
+        client.delete_model_version(name, version)
 
 
 def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, pd.DataFrame], name: str,
@@ -131,7 +189,7 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
 
     mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra")}))
     mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a"})
-    mlflow.set_tags({**git_state(), "policy_topics.version": __version__, "dataset": name})
+    mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name})
     mlflow.log_text(config_yaml, "config.yaml")
     mlflow.log_dict(dict(cleaning), "data/cleaning.json")
     for split, frame in splits.items():
@@ -149,7 +207,7 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
     import skops
     from mlflow.models import infer_signature
 
-    from policy_topics.persistence import save_pipeline
+    from policy_topics.persistence import digest, save_pipeline
     from policy_topics.prediction import TopicPredictor
     from policy_topics.topic_model import PARAMS, PIPELINE_ARTIFACT, records_frame
 
@@ -161,6 +219,7 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
     with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
         path = Path(tmp) / PIPELINE_ARTIFACT
         save_pipeline(pipeline, path)
+        mlflow.set_tag(MODEL_DIGEST_TAG, digest(path))
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=str(PACKAGE_DIR / "mlflow_model.py"),
             artifacts={PIPELINE_ARTIFACT: str(path)}, signature=signature, input_example=example,

@@ -72,7 +72,11 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
         note["detail"] = f"{sizes} ({'reused' if prepared.reused else 'built'} {prepared.path.name})"
 
+    from policy_topics.modeling import build_pipeline, check_parameters
     from policy_topics.tracking import start_run
+
+    smallest = int(prepared.splits["train"]["label"].value_counts().min())
+    check_parameters(build_pipeline(container["features"], container["model"], smallest))
 
     with ExitStack() as stack:
         with stages.stage("start MLflow run"):
