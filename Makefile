@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test lint bench bench-serve clean
+.PHONY: install train test lint bench bench-serve bench-load clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ bench: install
 ## The model server against `mlflow models serve`, and the batch command; needs the data mirror.
 bench-serve: install
 	$(BIN)/python experiments/bench_serve.py
+
+## 64 clients for 60 s against the model server: 5xx, latency, memory growth.
+bench-load: install
+	$(BIN)/python experiments/bench_load.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -21,14 +21,14 @@ import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from loadgen import LoadResult, rss_mib, run_load
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "policy_topics.cli"]
@@ -54,21 +54,6 @@ def run(cmd: list[str], env: dict[str, str]) -> str:
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     return proc.stdout
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            continue
-    return total / 1024
 
 
 class Server:
@@ -101,45 +86,15 @@ class Server:
 
 
 def load(server: Server, texts: list[str], batch: int, clients: int, requests: int | None,
-         seconds: float | None) -> tuple[list[float], float]:
-    """Latencies (s) of successful requests and wall time; any non-200 answer aborts the benchmark."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds if seconds else None
+         seconds: float | None) -> LoadResult:
+    """Requests of ``batch`` texts each; any answer but 200 aborts the benchmark."""
+    def body(n: int) -> bytes:
+        return server.body([texts[(n * batch + i) % len(texts)] for i in range(batch)])
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        mine = []
-        while True:
-            with lock:
-                n = next(counter)
-            if (requests is not None and n >= requests) or (deadline and time.perf_counter() > deadline):
-                break
-            chunk = [texts[(n * batch + i) % len(texts)] for i in range(batch)]
-            body = server.body(chunk)
-            start = time.perf_counter()
-            conn.request("POST", server.path, body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            mine.append(time.perf_counter() - start)
-            if response.status != 200:
-                sys.exit(f"{server.name}: HTTP {response.status}: {payload[:300]!r}")
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - start
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    result = run_load(server.port, server.path, body, clients, requests, seconds)
+    if set(result.statuses) != {200} or result.errors:
+        sys.exit(f"{server.name}: answers {dict(result.statuses)}, connection errors {dict(result.errors)}")
+    return result
 
 
 def bench_servers(env: dict[str, str], texts: list[str], args: argparse.Namespace) -> None:
@@ -157,11 +112,11 @@ def bench_servers(env: dict[str, str], texts: list[str], args: argparse.Namespac
     try:
         for server in servers:
             load(server, texts, 1, 1, 50, None)  # warm-up
-            single, _ = load(server, texts, 1, 1, args.requests, None)
-            concurrent, wall = load(server, texts, 1, 8, None, args.seconds)
-            batches, _ = load(server, texts, 100, 1, args.batches, None)
-            rows.append((server.name, server.startup, pct(single, 0.5) * 1e3, pct(single, 0.99) * 1e3,
-                         len(concurrent) / wall, pct(concurrent, 0.99) * 1e3, statistics.median(batches) * 1e3,
+            single = load(server, texts, 1, 1, args.requests, None)
+            concurrent = load(server, texts, 1, 8, None, args.seconds)
+            batches = load(server, texts, 100, 1, args.batches, None)
+            rows.append((server.name, server.startup, single.pct(0.5) * 1e3, single.pct(0.99) * 1e3,
+                         concurrent.rate(), concurrent.pct(0.99) * 1e3, batches.pct(0.5) * 1e3,
                          rss_mib(server.proc.pid)))
     finally:
         for server in servers:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +49,8 @@ class CliResult:
 
 
 def cli_env(home: Path, mirror: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "MLFLOW_TRACKING_URI")}
+    # In-process mlflow.set_tracking_uri/set_registry_uri export MLFLOW_* variables: a child must not inherit them.
+    env = {k: v for k, v in os.environ.items() if k != MIRROR_ENV and not k.lstrip("_").startswith("MLFLOW_")}
     env["POLICY_TOPICS_HOME"] = str(home)
     if mirror is not None:
         env[MIRROR_ENV] = str(mirror)
@@ -57,6 +66,20 @@ def run_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path |
         env=cli_env(home, mirror, **extra), cwd=cwd or home, timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris() -> Iterator[None]:
+    """In-process mlflow.set_tracking_uri/set_registry_uri export environment variables that the next
+    test (and its MlflowClient without an explicit registry URI) would silently pick up."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
@@ -93,3 +116,54 @@ def demo_store(tmp_path_factory) -> TrainedStore:
     model_uri = result.stdout.split("\n  model", 1)[1].split()[0]
     assert len(run_id) == 32 and model_uri.startswith("models:/m-")
     return TrainedStore(home, run_id, model_uri, "models:/topics-demo/1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url: str, body: bytes | None = None, method: str | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    pid: int
+
+
+@contextmanager
+def running_server(home: Path, *options: str) -> Iterator[LiveServer]:
+    """``policy-topics serve`` in a subprocess, yielded once /health answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), *options],
+                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {proc.stderr.read()}")
+        try:
+            if request(base + "/health")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("server did not answer /health within 90 s")
+    try:
+        yield LiveServer(base, port, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in proc.stderr.read()

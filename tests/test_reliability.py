@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 def store_client(home: Path):
     import mlflow
 
-    return mlflow.MlflowClient(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def demo_runs(home: Path) -> list:
@@ -145,6 +146,7 @@ def test_a_model_that_is_not_the_projects_own_is_refused(demo_store, tmp_path):
     home = tmp_path / "foreign"
     shutil.copytree(demo_store.home, home)
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
     experiment = mlflow.create_experiment("foreign", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model",

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from conftest import TrainedStore, cli_env, run_cli
+from conftest import TrainedStore, free_port, request, run_cli, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -26,54 +16,10 @@ TEXTS = ["A bill to expand Medicare coverage of hearing aids for seniors",
          "Farmers in the valley received emergency drought payments for failed wheat crops"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def request(url: str, body: bytes | None = None, method: str | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-@contextmanager
-def running_server(home: Path, *options: str) -> Iterator[str]:
-    """``policy-topics serve`` in a subprocess; yields its base URL once /health answers."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), *options],
-                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stderr.read()}")
-        try:
-            if request(base + "/health")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("server did not answer /health within 90 s")
-    try:
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "Traceback" not in proc.stderr.read()
-
-
 @pytest.fixture(scope="module")
 def server(demo_store: TrainedStore) -> Iterator[str]:
-    with running_server(demo_store.home, "--max-texts", "20", "--max-bytes", "4000") as base:
-        yield base
+    with running_server(demo_store.home, "--max-texts", "20", "--max-bytes", "4000") as live:
+        yield live.url
 
 
 def test_health_and_metadata_describe_the_champion(server, demo_store):
@@ -148,7 +94,8 @@ def test_unknown_model_at_start_up_is_one_line_listing_what_exists(demo_store):
 
 
 def test_several_workers_each_load_the_model_and_answer(demo_store):
-    with running_server(demo_store.home, "--workers", "2", "--model", demo_store.registered) as base:
+    with running_server(demo_store.home, "--workers", "2", "--model", demo_store.registered) as live:
+        base = live.url
         answers = [request(base + "/predict", json.dumps({"texts": TEXTS[:2]}).encode()) for _ in range(6)]
         assert {status for status, _ in answers} == {200}
         assert {tuple(p["topic"] for p in body["predictions"]) for _, body in answers} == {("Health", "Defense")}

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 def mlflow_runs(home: Path, experiment: str) -> list:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=(uri := f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"), registry_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id])
 
@@ -70,7 +70,7 @@ def test_run_records_config_params_dataset_git_and_artifacts(uscongress_run):
     assert set(inputs) == {"uscongress-train", "uscongress-validation", "uscongress-test"}
     assert inputs["uscongress-train"].dataset.digest == params["data.fingerprint"]
     assert "cran/RTextTools" in inputs["uscongress-train"].dataset.source
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=(uri := f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"), registry_uri=uri)
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "report.md", "metrics.json", "per_topic_test.csv", "confusion_test.csv",
             "confusion_test.png", "top_ngrams.csv"} <= names
