@@ -139,6 +139,9 @@ class LocalPostgres:
                 raise
 
     def stop(self) -> None:
+        """Stop the cluster if it runs (someone may have stopped it already)."""
+        if self.running_port() is None:
+            return
         _run([str(self.bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data)], "stopping PostgreSQL")
 
 
