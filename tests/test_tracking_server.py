@@ -130,18 +130,18 @@ def test_training_logs_params_metrics_and_artifacts_to_the_server(team_server, t
     assert not (home / "mlruns").exists()  # and nothing went to the local store
 
 
-def test_the_registered_model_loads_from_the_server(team_server, team_run):
-    import mlflow
-    import pandas as pd
+def test_the_registered_model_predicts_from_the_server(team_server, team_run, tmp_path):
+    import json
 
     _, client, run = team_run
     version = client.get_model_version("topics-team", "1")
     assert version.run_id == run.info.run_id
-    mlflow.set_tracking_uri(team_server.url)
-    mlflow.set_registry_uri(team_server.url)
-    model = mlflow.pyfunc.load_model("models:/topics-team/1")
-    out = model.predict(pd.DataFrame({"text": ["A bill to expand Medicare coverage of hearing aids"]}))
-    assert out["topic"].tolist() == ["Health"]
+    # Through the CLI, as a colleague would: no MLflow URI is set globally in this test process.
+    text = "A bill to expand Medicare coverage of hearing aids"
+    result = run_cli(["predict", "--model", "models:/topics-team/1", text], tmp_path,
+                     MLFLOW_TRACKING_URI=team_server.url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["topic"] == "Health"
 
 
 def test_a_dead_database_behind_the_server_fails_training_at_once(team_server, team_run, tmp_path):
@@ -173,3 +173,15 @@ def test_stopping_the_command_stops_mlflow_and_postgresql(team_server, team_run)
     assert not port_in_use("127.0.0.1", team_server.postgres.port)
     with pytest.raises(OSError):
         urllib.request.urlopen(team_server.url + "/health", timeout=2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to another user")
+def test_as_root_a_folder_user_postgres_cannot_reach_gets_one_line_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "team"  # pytest's temp folders are private to root
+    result = run_cli(["tracking-server", "--dir", str(folder), "--port", str(free_port()), "--postgres-port",
+                      str(free_port())], tmp_path)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: user postgres cannot reach {folder / 'postgres'}")
+    assert "pass --dir" in lines[0]
+    assert not folder.exists()

@@ -106,19 +106,24 @@ class LocalPostgres:
         """Create the cluster with a generated password, unless it exists."""
         if (self.data / "PG_VERSION").is_file():
             return
+        new_folders = [f for f in (self.folder, *self.folder.parents) if not f.exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
-        self.password_file.chmod(0o600)
+        owner = None
         if _as_root():
             import pwd
 
-            account = pwd.getpwnam(_POSTGRES_ACCOUNT)
-            for path in (self.folder, self.password_file):
-                os.chown(path, account.pw_uid, account.pw_gid)
+            owner = pwd.getpwnam(_POSTGRES_ACCOUNT)
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
             if subprocess.run(["runuser", "-u", _POSTGRES_ACCOUNT, "--", "test", "-w", str(self.folder)]).returncode:
+                for made in new_folders:
+                    made.rmdir()
                 raise TrackingError(
                     f"user {_POSTGRES_ACCOUNT} cannot reach {self.folder} (PostgreSQL refuses to run as root, so it "
                     "runs as that user); pass --dir with a folder whose parents others may enter, e.g. under /srv")
+        with os.fdopen(os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(24) + "\n")
+        if owner is not None:
+            os.chown(self.password_file, owner.pw_uid, owner.pw_gid)
         _run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", PG_USER, f"--pwfile={self.password_file}",
               "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions"], "initdb")
 
@@ -192,7 +197,6 @@ def run(folder: Path, backend_store_uri: str | None, artifacts: str | None, host
     artifacts = artifacts or str(folder / "artifacts")
     if "://" not in artifacts:
         artifacts = str(Path(artifacts).expanduser().resolve())
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
     if port_in_use(host, port):
         raise TrackingError(f"port {port} on {host} is in use; pass --port with a free port")
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -215,6 +219,8 @@ def run(folder: Path, backend_store_uri: str | None, artifacts: str | None, host
             env.update(candidate.env())
             print(f"PostgreSQL: {candidate.uri} (cluster {candidate.data}, password in {candidate.password_file})",
                   flush=True)
+        if "://" not in artifacts:
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
         cmd = mlflow_server_command(backend_store_uri, artifacts, host, port, workers, extra)
         print(f"starting: {shlex.join(cmd)}", flush=True)
         proc = subprocess.Popen(cmd, env=env)
