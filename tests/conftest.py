@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -93,3 +95,26 @@ def demo_store(tmp_path_factory) -> TrainedStore:
     model_uri = result.stdout.split("\n  model", 1)[1].split()[0]
     assert len(run_id) == 32 and model_uri.startswith("models:/m-")
     return TrainedStore(home, run_id, model_uri, "models:/topics-demo/1")
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Bounded wait for a server process to answer ``url``/health; on failure, the end of its log."""
+    from policy_topics.errors import TrackingError
+    from policy_topics.tracking_server import wait_until_healthy
+
+    try:
+        wait_until_healthy(url, proc, timeout_s)
+    except TrackingError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+    """Stop a server started with ``start_new_session=True``: signal it, wait, then kill what is left of
+    its process group (workers it may have left behind); its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait()

@@ -3,17 +3,14 @@ gives), looked at in a real headless Chromium: the sweep's runs and their metric
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO, cli_env, run_cli
+from conftest import REPO, cli_env, run_cli, stop_group, wait_for_health
 from test_serving import free_port
-from test_tracking_server import wait_for_health
 
 pytestmark = pytest.mark.e2e
 
@@ -56,13 +53,7 @@ def mlflow_ui(sweep_store, tmp_path_factory) -> Iterator[str]:
         wait_for_health(url, proc, log, timeout_s=150)
         yield url
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
 
 
 @pytest.fixture

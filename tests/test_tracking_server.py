@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, files_under, run_cli
+from conftest import cli_env, files_under, run_cli, stop_group, wait_for_health
 from test_serving import free_port
 
 from policy_topics.tracking_server import PG_DATABASE, PG_USER, LocalPostgres, port_in_use, postgres_bindir
@@ -34,35 +34,19 @@ class TeamServer:
 
     def stop(self) -> int:
         """Ctrl-C, as a person stops it; the command stops MLflow and its PostgreSQL."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_group(self.proc, signal.SIGINT)
 
     def run_count(self) -> int:
         import psycopg2
 
-        with psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user=PG_USER, dbname=PG_DATABASE,
-                              password=self.postgres.env()["PGPASSWORD"]) as con, con.cursor() as cur:
-            cur.execute("select count(*) from runs")
-            return cur.fetchone()[0]
-
-
-def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+        con = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user=PG_USER, dbname=PG_DATABASE,
+                               password=self.postgres.env()["PGPASSWORD"])
         try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"no answer on {url}/health within {timeout_s} s:\n{log.read_text()[-3000:]}")
+            with con.cursor() as cur:
+                cur.execute("select count(*) from runs")
+                return cur.fetchone()[0]
+        finally:
+            con.close()
 
 
 @pytest.fixture(scope="module")
