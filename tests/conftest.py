@@ -43,7 +43,7 @@ class CliResult:
 
 
 def cli_env(home: Path, mirror: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "MLFLOW_TRACKING_URI")}
+    env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env["POLICY_TOPICS_HOME"] = str(home)
     if mirror is not None:
         env[MIRROR_ENV] = str(mirror)
