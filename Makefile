@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test lint bench bench-serve bench-load clean
+.PHONY: install system-deps train test lint bench bench-serve bench-load clean
 
 install: $(VENV)/.installed
 
@@ -14,12 +14,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+## Debian packages of the browser and tracking-server tests (chromium, chromium-driver, postgresql); quick when present
+system-deps:
+	@bash scripts/system-deps.sh
+
 ## Train on the default dataset (the shipped demo corpus); pass Hydra overrides with ARGS="data=uscongress ..."
 train: install
 	$(BIN)/policy-topics train $(ARGS)
 
 ## Run the whole test suite (unit + end-to-end). Registered datasets come from POLICY_TOPICS_DATA_MIRROR.
-test: install
+test: install system-deps
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/pytest -q $(ARGS)
 

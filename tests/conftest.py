@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -167,3 +168,26 @@ def running_server(home: Path, *options: str) -> Iterator[LiveServer]:
         proc.terminate()
         proc.wait(timeout=30)
     assert "Traceback" not in proc.stderr.read()
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Bounded wait for a server process to answer ``url``/health; on failure, the end of its log."""
+    from policy_topics.errors import TrackingError
+    from policy_topics.tracking_server import wait_until_healthy
+
+    try:
+        wait_until_healthy(url, proc, timeout_s)
+    except TrackingError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+    """Stop a server started with ``start_new_session=True``: signal it, wait, then kill what is left of
+    its process group (workers it may have left behind); its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait()

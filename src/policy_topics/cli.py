@@ -16,6 +16,7 @@ from typing import Any
 
 from policy_topics.errors import PolicyTopicsError
 from policy_topics.paths import config_dir, register_resolvers
+from policy_topics.tracking_server import tracking_server_command
 
 USAGE = """usage: policy-topics COMMAND [options]
 
@@ -29,6 +30,7 @@ commands:
   promote   point an alias at a registered version: policy-topics promote NAME VERSION [--alias champion]
   models    list the registered models, their versions and aliases
   rerun     re-run a logged training run from its recorded config; says whether the metrics match
+  tracking-server  a team's MLflow server on PostgreSQL: policy-topics tracking-server --host 0.0.0.0 --port 5000
 
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
@@ -321,6 +323,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "promote": promote_command,
     "models": models_command,
     "rerun": rerun_command,
+    "tracking-server": tracking_server_command,
 }
 
 

@@ -2,16 +2,21 @@
 
 The default store is a SQLite file at a fixed place (``tracking.store_dir``), with artifacts beside it,
 independent of the directory the command runs in. A server URI (config or ``MLFLOW_TRACKING_URI``) is
-checked before any work is done, so a down server fails fast.
+checked before any work is done, so a down server (or one whose database is down) fails fast.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,7 +51,8 @@ class TrackingTarget:
             return f"open {self.uri} in a browser"
         beside = Path(sys.executable).parent / "mlflow"  # the venv's mlflow, even when it is not on PATH
         program = str(beside) if beside.is_file() else "mlflow"
-        return f"{program} ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000"
+        # One worker is plenty for one person's browser, and starts faster than MLflow's default of four.
+        return f"{program} ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000 --workers 1"
 
 
 def tracking_target(tracking: Mapping[str, Any]) -> TrackingTarget:
@@ -59,21 +65,72 @@ def tracking_target(tracking: Mapping[str, Any]) -> TrackingTarget:
     return TrackingTarget(f"sqlite:///{store / 'mlflow.db'}", experiment, store / "artifacts")
 
 
+def _server_request(url: str) -> urllib.request.Request:
+    """A request carrying the credentials MLflow's own client would send (token, or user and password)."""
+    headers = {"Accept": "application/json"}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.request.Request(url, headers=headers)
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> tuple[str, str]:
+    """The error code and first message line of an error answer: MLflow's ``{"error_code", "message"}``,
+    or the text of another server's page."""
+    try:
+        raw = exc.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return "", ""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        code, text = str(body.get("error_code", "")), str(body.get("message", ""))
+    else:
+        code, text = "", re.sub(r"<[^>]*>", " ", raw)
+    line = next((" ".join(part.split()) for part in text.strip().splitlines() if part.strip()), "")
+    return code, line[:300]
+
+
 def check_reachable(target: TrackingTarget, timeout_s: float = 5.0) -> None:
-    """Fail fast, before any work, when a tracking server does not answer."""
+    """Fail fast, before any work, when a tracking server does not answer or cannot use its store.
+
+    ``/health`` answers without touching the server's database, so this asks the REST API for the
+    run's experiment instead, which goes through to the store. One request with a short timeout: MLflow's
+    own client retries errors with back-off for minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``).
+    """
     if not target.is_server:
         return
-    url = target.uri.rstrip("/") + "/health"
+    query = urllib.parse.urlencode({"experiment_name": target.experiment})
+    url = f"{target.uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?{query}"
+    local = "or unset MLFLOW_TRACKING_URI / tracking.uri to use the local SQLite store"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            if resp.status != 200:
-                raise TrackingError(f"tracking server {target.uri} answered {resp.status} on /health")
+        with urllib.request.urlopen(_server_request(url), timeout=timeout_s) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:
+        code, message = _error_detail(exc)
+        if exc.code == 404 and code == "RESOURCE_DOES_NOT_EXIST":
+            return  # no such experiment yet: the store answered, and the run will create it
+        status = f"{exc.code} {exc.reason}"
+        detail = f" ({': '.join(filter(None, (code, message)))})" if message and message not in status else ""
+        fix = {401: "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+               403: "check the credentials, and that the server's --allowed-hosts names this host"
+               }.get(exc.code, "check the server's log and its database")
+        raise TrackingError(f"tracking server {target.uri} answered {status}{detail}; "
+                            f"{fix}, {local}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(
-            f"tracking server {target.uri} is not reachable ({reason}); start it, or unset "
-            "MLFLOW_TRACKING_URI / tracking.uri to use the local SQLite store"
-        ) from exc
+        reason = getattr(exc, "reason", None) or exc
+        raise TrackingError(f"tracking server {target.uri} is not reachable ({reason}); start it, {local}") from exc
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "experiment" not in answer:
+        raise TrackingError(f"{target.uri} answered, but not as an MLflow tracking server; check the URL, {local}")
 
 
 def _git(*args: str) -> str | None:
