@@ -163,7 +163,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
             if version:
                 registered = f"models:/{name}/{version}"
                 note["detail"] = f"registered {registered}"
-    with stages.stage("model card"):
+    with stages.stage("log model card"):
         mlflow.log_text(model_card.render(container, prepared, evaluations, analysis, pipeline, run_id, model_uri,
                                           registered), "model_card.md")
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
