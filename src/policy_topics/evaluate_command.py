@@ -147,18 +147,18 @@ def run_evaluation(cfg: DictConfig, emit: Callable[[str], None] = print) -> Eval
     check_reachable(target)
     emit(f"policy-topics evaluate: model_ref={container.get('model_ref') or 'the champion'} "
          f"data={container['data']['name']} -> {target.uri} (experiment '{target.experiment}')")
-    with stages.stage("load model") as note:
+    with stages.stage("find model") as note:
         resolved = resolve(container.get("model_ref"), target.uri)
-        loaded = load(resolved)
-        run_id = loaded.metadata["run_id"]
-        client = tracking_client(target.uri)
-        run = client.get_run(run_id) if run_id else None
-        trained = TrainingRun(run_id, dict(run.data.params) if run else {}, dict(run.data.tags) if run else {})
-        note["detail"] = f"{resolved.uri}: {len(loaded.predictor.codes)} topics, trained on {trained.dataset}"
+        run = tracking_client(target.uri).get_run(resolved.run_id) if resolved.run_id else None
+        trained = TrainingRun(resolved.run_id, dict(run.data.params) if run else {}, dict(run.data.tags) if run else {})
+        note["detail"] = f"{resolved.uri}, trained on {trained.dataset or 'unknown data'}"
     with stages.stage("prepare data") as note:
         prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
-        rows = choose_rows(prepared, container, trained)
+        rows = choose_rows(prepared, container, trained)  # before loading: a refusal comes fast
         note["detail"] = rows.reason
+    with stages.stage("load model") as note:
+        loaded = load(resolved)
+        note["detail"] = f"{len(loaded.predictor.codes)} topics"
     with stages.stage("predict") as note:
         texts = rows.frame["text"].tolist()
         classes = np.asarray(loaded.predictor.codes)
