@@ -162,3 +162,27 @@ def test_more_folds_than_the_smallest_topic_has_documents_is_refused():
     with pytest.raises(ConfigError, match=r"evaluation.cv_folds=5 is more than the smallest topic has documents "
                                           r"\(2 Civil Rights: 4\); lower evaluation.cv_folds to at most 4"):
         options.check_folds(pd.Series([1] * 10 + [2] * 4))
+
+
+def test_calibration_can_be_forced_on_or_off_for_the_before_after_comparison():
+    from conftest import REPO
+    from omegaconf import OmegaConf
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from policy_topics.modeling import build_pipeline, fit_pipeline, is_calibrated, probabilities
+
+    def model(name: str) -> dict:
+        merged = OmegaConf.merge({"seed": 0}, {"x": OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")})
+        return OmegaConf.to_container(merged, resolve=True)["x"]
+
+    words = {"word": {"ngram_range": [1, 1]}}
+    logreg = model("logreg")
+    assert not is_calibrated(build_pipeline(words, logreg, 20))
+    logreg["calibration"]["always"] = True
+    assert isinstance(build_pipeline(words, logreg, 20).named_steps["classifier"], CalibratedClassifierCV)
+    demo = pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv").rename(columns={"major": "label"})
+    raw = fit_pipeline(words, model("linearsvc"), demo, calibrate=False)
+    assert not hasattr(raw, "predict_proba") and not is_calibrated(raw)
+    proba = probabilities(raw, demo["text"].head(5).tolist())  # softmax of the margins
+    assert proba.shape == (5, 21) and np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == raw.decision_function(demo["text"].head(5).tolist()).argmax(axis=1)).all()
