@@ -31,6 +31,7 @@ commands:
   models    list the registered models, their versions and aliases
   rerun     re-run a logged training run from its recorded config; says whether the metrics match
   tracking-server  a team's MLflow server on PostgreSQL: policy-topics tracking-server --host 0.0.0.0 --port 5000
+  evaluate  score a model on a dataset, e.g. cross-domain: policy-topics evaluate data=nytimes model_ref=MODEL
 
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
@@ -205,7 +206,17 @@ def train_task(cfg: Any) -> float | None:
 
     result = run_training(cfg)
     print(summary(result))
-    return result.metrics.get("val_macro_f1", result.metrics.get("test_macro_f1"))
+    m = result.metrics
+    return m.get("cv_macro_f1_mean", m.get("val_macro_f1", m.get("test_macro_f1")))
+
+
+def evaluate_task(cfg: Any) -> float:
+    """One evaluation job; returns the shared-topic macro-F1 (for sweeps over datasets or models)."""
+    from policy_topics.evaluate_command import run_evaluation, summary
+
+    result = run_evaluation(cfg)
+    print(summary(result))
+    return result.metrics["shared_macro_f1"]
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -324,6 +335,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "models": models_command,
     "rerun": rerun_command,
     "tracking-server": tracking_server_command,
+    "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,25 +16,54 @@ from policy_topics import taxonomy
 
 @dataclass
 class SplitEvaluation:
-    """Metrics of one split; ``per_topic`` and ``confusion`` are indexed by topic code."""
+    """Metrics of one split; ``per_topic`` and ``confusion`` are indexed by topic code.
+
+    The predictions stay attached (texts, true codes, class probabilities over ``classes``) for the
+    coverage, calibration and error analyses.
+    """
 
     split: str
     metrics: dict[str, float]
     per_topic: pd.DataFrame
     confusion: pd.DataFrame
+    texts: list[str]
+    y_true: np.ndarray
+    proba: np.ndarray
+    classes: np.ndarray
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.classes[np.argmax(self.proba, axis=1)]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability of the predicted topic."""
+        return self.proba.max(axis=1)
+
+    def subset(self, mask: np.ndarray, split: str) -> SplitEvaluation:
+        """The same predictions scored on the rows where ``mask`` is true."""
+        return score(self.y_true[mask], self.proba[mask], self.classes, split,
+                     [t for t, keep in zip(self.texts, mask, strict=True) if keep])
 
 
 def evaluate_split(pipeline: Pipeline, frame: pd.DataFrame, split: str) -> SplitEvaluation:
     """Score ``pipeline`` on a split with columns ``text`` and ``label``."""
-    y_true = frame["label"].to_numpy()
-    proba = pipeline.predict_proba(frame["text"].tolist())
-    y_pred = pipeline.classes_[np.argmax(proba, axis=1)]
-    codes = sorted(set(pipeline.classes_.tolist()) | set(y_true.tolist()))
+    texts = frame["text"].tolist()
+    return score(frame["label"].to_numpy(), pipeline.predict_proba(texts), pipeline.classes_, split, texts)
+
+
+def score(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, split: str,
+          texts: list[str]) -> SplitEvaluation:
+    """Metrics of class probabilities against true codes; codes the model never saw count as errors
+    and get a row (F1 0) in the per-topic table and the confusion matrix."""
+    classes = np.asarray(classes)
+    y_pred = classes[np.argmax(proba, axis=1)]
+    codes = sorted(set(classes.tolist()) | set(y_true.tolist()))
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true), zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "n_docs": float(len(frame)),
+        "n_docs": float(len(y_true)),
     }
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=codes, zero_division=0
@@ -47,16 +77,36 @@ def evaluate_split(pipeline: Pipeline, frame: pd.DataFrame, split: str) -> Split
     names = [taxonomy.label(c) for c in codes]
     confusion = pd.DataFrame(matrix, index=pd.Index(names, name="true topic"),
                              columns=pd.Index(names, name="predicted topic"))
-    return SplitEvaluation(split, metrics, per_topic, confusion)
+    return SplitEvaluation(split, metrics, per_topic, confusion, list(texts), np.asarray(y_true), proba, classes)
 
 
-def plot_confusion(confusion: pd.DataFrame, path: Path, title: str) -> None:
-    """A row-normalised confusion matrix with counts in the cells and topic names on the axes."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed), imported only when plotting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def markdown_table(frame: pd.DataFrame, floats: str = "{:.3f}") -> list[str]:
+    """A DataFrame as Markdown table lines (floats formatted, numbers right-aligned)."""
+    def cell(value: object) -> str:
+        if isinstance(value, float | np.floating):
+            return "-" if np.isnan(value) else floats.format(value)
+        return str(value)
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return lines
+
+
+def plot_confusion(confusion: pd.DataFrame, path: Path, title: str) -> None:
+    """A row-normalised confusion matrix with counts in the cells and topic names on the axes."""
+    plt = pyplot()
     counts = confusion.to_numpy()
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)

@@ -7,10 +7,12 @@ every model gives class probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -55,10 +57,13 @@ def build_estimator(model: Mapping[str, Any]) -> BaseEstimator:
         ) from exc
 
 
-def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any],
-                       smallest_topic: int) -> BaseEstimator:
-    """Wrap estimators lacking ``predict_proba`` in :class:`CalibratedClassifierCV`."""
-    if hasattr(estimator, "predict_proba"):
+def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any], smallest_topic: int,
+                       calibrate: bool | None = None) -> BaseEstimator:
+    """Wrap the estimator in :class:`CalibratedClassifierCV` when it lacks ``predict_proba`` or
+    ``calibration.always`` is set; ``calibrate`` True/False forces either way (evaluation twins)."""
+    if calibrate is None:
+        calibrate = bool(calibration.get("always", False)) or not hasattr(estimator, "predict_proba")
+    if not calibrate:
         return estimator
     method = calibration.get("method", "sigmoid")
     if method not in ("sigmoid", "isotonic"):
@@ -69,9 +74,10 @@ def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any],
                                   n_jobs=calibration.get("n_jobs"))
 
 
-def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smallest_topic: int) -> Pipeline:
-    """The full text -> topic pipeline, with class probabilities."""
-    estimator = with_probabilities(build_estimator(model), model.get("calibration", {}), smallest_topic)
+def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smallest_topic: int,
+                   calibrate: bool | None = None) -> Pipeline:
+    """The full text -> topic pipeline (with class probabilities unless ``calibrate`` is False)."""
+    estimator = with_probabilities(build_estimator(model), model.get("calibration", {}), smallest_topic, calibrate)
     return Pipeline([("features", build_features(features)), ("classifier", estimator)])
 
 
@@ -91,6 +97,44 @@ def check_parameters(pipeline: Pipeline) -> None:
         except InvalidParameterError as exc:
             group = "features" if step in steps[:-2] else "model"
             raise ConfigError(f"{exc} Fix the {group}.* setting.") from None
+
+
+def fit_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame,
+                 calibrate: bool | None = None) -> Pipeline:
+    """Build and fit the pipeline on a frame with ``text`` and ``label`` columns."""
+    pipeline = build_pipeline(features, model, int(frame["label"].value_counts().min()), calibrate)
+    return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy())
+
+
+@contextmanager
+def fitting(blas_threads: int) -> Iterator[None]:
+    """Limit BLAS threads and run joblib in threads during fits.
+
+    Threads, not processes: liblinear and the solvers release the GIL, and process start-up would
+    cost more than these small fits.
+    """
+    from joblib import parallel_backend
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=blas_threads), parallel_backend("threading"):
+        yield
+
+
+def is_calibrated(pipeline: Pipeline) -> bool:
+    return isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV)
+
+
+def probabilities(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
+    """Class probabilities; for a classifier without ``predict_proba`` (an uncalibrated twin), the
+    softmax of its decision scores, which is what "uncalibrated" means for a margin classifier."""
+    if hasattr(pipeline, "predict_proba"):
+        return pipeline.predict_proba(list(texts))
+    scores = np.asarray(pipeline.decision_function(list(texts)), dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores, scores])
+    scores -= scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def class_weights(classifier: BaseEstimator) -> np.ndarray:

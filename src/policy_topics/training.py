@@ -53,17 +53,20 @@ class TrainingResult:
     registered: str | None
     ui_command: str
     timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)  # cross-validation, coverage, calibration lines
 
 
 def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> TrainingResult:
     """Run the whole job for a composed ``conf/train.yaml``."""
     from policy_topics.data.prep import prepare_dataset
+    from policy_topics.diagnostics import EvaluationOptions
     from policy_topics.tracking import check_reachable, tracking_target
 
     stages = Stages(emit)
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     target = tracking_target(container["tracking"])
     check_reachable(target)
+    options = EvaluationOptions.from_config(container["evaluation"])
     emit(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
          f"-> {target.uri} (experiment '{target.experiment}')")
 
@@ -71,6 +74,7 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
         prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
         note["detail"] = f"{sizes} ({'reused' if prepared.reused else 'built'} {prepared.path.name})"
+    options.check_folds(pd.concat(prepared.splits.values())["label"])
 
     from policy_topics.modeling import build_pipeline, check_parameters
     from policy_topics.tracking import start_run
@@ -81,28 +85,21 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
     with ExitStack() as stack:
         with stages.stage("start MLflow run"):
             run = stack.enter_context(start_run(target, container["tracking"].get("run_name")))
-        return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id)
+        return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
 
 
 def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                      stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
     """Fit on train, score validation, refit on train+validation (``refit``), score test."""
-    from joblib import parallel_backend
-    from threadpoolctl import threadpool_limits
-
     from policy_topics.evaluation import evaluate_split
-    from policy_topics.modeling import build_pipeline
+    from policy_topics.modeling import fit_pipeline, fitting
 
     def fit(frame: pd.DataFrame) -> Pipeline:
-        pipeline = build_pipeline(container["features"], container["model"],
-                                  int(frame["label"].value_counts().min()))
-        return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy())
+        return fit_pipeline(container["features"], container["model"], frame)
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
     evaluations = []
-    # Threads, not processes, for parallel fits: liblinear and the solvers release the GIL, and
-    # process start-up would cost more than these small fits.
-    with threadpool_limits(limits=container["blas_threads"]), parallel_backend("threading"):
+    with fitting(container["blas_threads"]):
         with stages.stage("fit") as note:
             pipeline = fit(train)
             note["detail"] = f"{len(train):,} docs, {len(pipeline.classes_)} topics"
@@ -120,8 +117,8 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
 
 
 def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
-                      target: Any, run_id: str) -> TrainingResult:
-    from policy_topics import tracking
+                      target: Any, run_id: str, options: Any) -> TrainingResult:
+    from policy_topics import diagnostics, model_card, tracking
     from policy_topics.evaluation import markdown_report, ngram_table, plot_confusion
     from policy_topics.modeling import top_ngrams
 
@@ -130,13 +127,19 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         tracking.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
                            prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
 
-    pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
+    cv = None
+    if options.cv_folds:
+        pipeline, evaluations, cv = diagnostics.cross_validate_and_fit(container, prepared.splits, options, stages)
+    else:
+        pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
     with stages.stage("top n-grams"):
         ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"])))
 
     import mlflow
 
+    analysis = diagnostics.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
     metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
+    metrics.update(analysis.metrics)
     with stages.stage("log results"), tempfile.TemporaryDirectory(prefix="policy-topics-run-") as tmp:
         out = Path(tmp)
         for ev in evaluations:
@@ -164,18 +167,22 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
             if version:
                 registered = f"models:/{name}/{version}"
                 note["detail"] = f"registered {registered}"
+    with stages.stage("log model card"):
+        mlflow.log_text(model_card.render(container, prepared, evaluations, analysis, pipeline, run_id, model_uri,
+                                          registered), "model_card.md")
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
-                          stages.timings)
+                          stages.timings, analysis.lines)
 
 
 def summary(result: TrainingResult) -> str:
     """The one-screen end of the command: metrics, run id, and how to look at it."""
     lines = ["", "  split        accuracy  macro-F1  weighted-F1   docs"]
-    for split in ("val", "test"):
+    for split in ("val", "test", "oof"):
         if f"{split}_accuracy" in result.metrics:
             m = {k.split("_", 1)[1]: v for k, v in result.metrics.items() if k.startswith(split + "_")}
             lines.append(f"  {split:<12} {m['accuracy']:8.3f}  {m['macro_f1']:8.3f}  {m['weighted_f1']:11.3f}"
                          f"  {int(m['n_docs']):5d}")
+    lines += ["", *result.notes] if result.notes else []
     lines += [
         "",
         f"  run id      {result.run_id}  (experiment '{result.experiment}')",
