@@ -38,21 +38,22 @@ def train_process(home: Path, *overrides: str) -> subprocess.Popen:
                             env=cli_env(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def split_texts(home: Path) -> dict[str, list[tuple[str, int]]]:
+def split_texts(home: Path, fingerprint: str) -> dict[str, list[tuple[str, int]]]:
     import pandas as pd
 
-    folders = [p for p in (home / "data" / "processed").iterdir() if p.is_dir()]
-    assert len(folders) == 1
+    folder = home / "data" / "processed" / f"demo-{fingerprint}"
     return {f.stem: list(pd.read_parquet(f)[["text", "label"]].itertuples(index=False, name=None))
-            for f in sorted(folders[0].glob("*.parquet"))}
+            for f in sorted(folder.glob("*.parquet"))}
 
 
 def test_same_config_and_seed_give_the_same_split_metrics_and_predictions_in_two_processes(demo_store, home):
     again = run_cli(["train", "tracking.register_as=topics-demo"], home)
     assert again.returncode == 0, again.stderr
-    assert split_texts(home) == split_texts(demo_store.home)
     first, second = store_client(demo_store.home).get_run(demo_store.run_id), demo_runs(home)[0]
-    assert second.data.params["data.fingerprint"] == first.data.params["data.fingerprint"]
+    fingerprint = first.data.params["data.fingerprint"]
+    assert second.data.params["data.fingerprint"] == fingerprint
+    splits = split_texts(home, fingerprint)
+    assert set(splits) == {"train", "validation", "test"} and splits == split_texts(demo_store.home, fingerprint)
     scores = {k: v for k, v in first.data.metrics.items() if k.startswith(("val_", "test_"))}
     assert scores and {k: second.data.metrics[k] for k in scores} == scores
     seeds = ["--input", str(REPO / "seeds"), "--explain", "3", "--model", "models:/topics-demo/1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import sys
@@ -126,6 +127,12 @@ def read_documents(texts: list[str], source: str | None, column: str, fmt: str |
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{path.name} is not valid {encoding} ({exc.reason} at byte {exc.start}); "
                               "set --encoding (e.g. --encoding latin-1)") from None
+
+
+def started(documents: Iterator[Document]) -> Iterator[Document]:
+    """Pull the first document now (so format errors surface before slow work), then yield them all."""
+    first = next(documents, None)
+    return documents if first is None else itertools.chain([first], documents)
 
 
 def batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:

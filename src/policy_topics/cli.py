@@ -257,8 +257,10 @@ def predict_command(args: list[str]) -> None:
     if opts.top_k < 1 or opts.explain < 0 or opts.batch_size < 1:
         fail("--top-k and --batch-size must be at least 1 and --explain at least 0")
     fmt = batch.output_format(opts.output, opts.output_format)
+    # Read the first document before loading the model: a wrong column or encoding fails in a moment.
+    documents = batch.started(batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format,
+                                                   opts.encoding))
     loaded = load(resolve(opts.model), opts.threshold)
-    documents = batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format, opts.encoding)
     progress = not opts.no_progress and sys.stderr.isatty()
     with batch.atomic_output(opts.output) as handle:
         count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),
