@@ -1,4 +1,5 @@
-"""Held-out evaluation: headline metrics, per-topic table, confusion matrix (CSV and PNG)."""
+"""Held-out evaluation: headline metrics, per-topic table, confusion matrix (CSV and PNG), and the
+predictions kept for coverage, calibration and error analysis (see diagnostics.py)."""
 
 from __future__ import annotations
 
