@@ -27,6 +27,7 @@ commands:
   serve     serve a model over HTTP: policy-topics serve --model MODEL --port 8080
   promote   point an alias at a registered version: policy-topics promote NAME VERSION [--alias champion]
   models    list the registered models, their versions and aliases
+  leaderboard  rank runs by a metric, diff two runs, plot per-topic F1: policy-topics leaderboard --sweep latest
 
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
@@ -80,14 +81,21 @@ def check_overrides(config_name: str, args: Sequence[str]) -> str | None:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
+    from policy_topics.sweep import check_sweep
+
     try:
         overrides = _first_choice(overrides_in(args))
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        if not {"--cfg", "-c", "--info", "-i", "--help", "-h"} & set(args):  # jobs will run
+            multirun = bool({"-m", "--multirun"} & set(args)) or getattr(cfg.hydra.mode, "name", "") == "MULTIRUN"
+            check_sweep(cfg, multirun)
     except MissingConfigException as exc:
         return _missing_option(exc)
     except (HydraException, OmegaConfBaseException) as exc:
         return _bad_override(exc)
+    except PolicyTopicsError as exc:
+        return str(exc)
     return None
 
 
@@ -152,6 +160,7 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args:
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def app(cfg: Any) -> Any:
+        _quiet_libraries()  # again: a launcher may run this job in a worker process (joblib, Ray)
         _configure_logging()
         try:
             return task(cfg)
@@ -281,12 +290,19 @@ def models_command(args: list[str]) -> None:
         print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
 
 
+def leaderboard_command(args: list[str]) -> None:
+    from policy_topics.leaderboard import command
+
+    command(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
     "predict": predict_command,
     "serve": serve_command,
     "promote": promote_command,
     "models": models_command,
+    "leaderboard": leaderboard_command,
 }
 
 

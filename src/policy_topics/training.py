@@ -82,7 +82,8 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
 
 def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                      stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
-    """Fit on train, score validation, refit on train+validation (``refit``), score test."""
+    """Fit on train, score validation, refit on train+validation (``refit``), score test (unless
+    ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored)."""
     from joblib import parallel_backend
     from threadpoolctl import threadpool_limits
 
@@ -110,8 +111,9 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                     both = pd.concat([train, validation], ignore_index=True)
                     pipeline = fit(both)
                     note["detail"] = f"{len(both):,} docs"
-        with stages.stage("evaluate test"):
-            evaluations.append(evaluate_split(pipeline, test, "test"))
+        if container.get("evaluate_test", True) or not evaluations:
+            with stages.stage("evaluate test"):
+                evaluations.append(evaluate_split(pipeline, test, "test"))
     return pipeline, evaluations
 
 
