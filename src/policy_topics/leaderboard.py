@@ -200,10 +200,10 @@ def _columns(rows: list[tuple[str, str, str]]) -> str:
 
 
 def diff(client: Any, a: str, b: str, scope: Scope) -> str:
-    """Config (params) and headline metrics of two runs, where they differ."""
+    """Config (params; ``paths.*`` say where, not what) and headline metrics of two runs, where they differ."""
     run_a, run_b = _resolve_run(client, a, scope), _resolve_run(client, b, scope)
     pa, pb = run_a.data.params, run_b.data.params
-    keys = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k) and not k.startswith(_NOT_KEY_PARAMS))
+    keys = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k) and not k.startswith("paths."))
     lines = [f"A = {run_a.info.run_id} ({run_a.info.run_name})", f"B = {run_b.info.run_id} ({run_b.info.run_name})",
              "", "config differences:"]
     rows = [("key", "A", "B"), *((k, pa.get(k, "(absent)"), pb.get(k, "(absent)")) for k in keys)]
