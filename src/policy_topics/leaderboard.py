@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from policy_topics.errors import ConfigError, PolicyTopicsError
-from policy_topics.sweep import BEST_TAG, OBJECTIVE, ROLE_TAG, children_of, write_atomic
+from policy_topics.sweep import BEST_TAG, OBJECTIVE, ROLE_TAG, TRIAL_TAG, children_of, write_atomic
 
 # Params that say where a run was logged or how a sweep ran, not what the model was.
 _NOT_KEY_PARAMS = ("tracking.", "paths.", "hparams_search.", "data.fingerprint", "data.source_sha256",
@@ -100,12 +100,13 @@ def select(client: Any, experiment: str | None, sweep: str | None) -> Scope:
 
 
 def rank(runs: list[Any], metric: str) -> list[Any]:
-    """Runs that logged ``metric``, best (highest) first."""
+    """Runs that logged ``metric``, best (highest) first; ties in trial order, then start order."""
     scored = [r for r in runs if metric in r.data.metrics and not math.isnan(r.data.metrics[metric])]
     if not scored:
         metrics = sorted({m for r in runs for m in r.data.metrics if not m.startswith("time_")})
         raise RunNotFoundError(f"no run here logged metric '{metric}'; metrics: {_names(metrics, 20)}")
-    return sorted(scored, key=lambda r: -r.data.metrics[metric])
+    return sorted(scored, key=lambda r: (-r.data.metrics[metric], int(r.data.tags.get(TRIAL_TAG, 0)),
+                                         r.info.start_time))
 
 
 def key_params(runs: list[Any], searched: list[str] | None = None) -> list[str]:

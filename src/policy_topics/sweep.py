@@ -87,10 +87,41 @@ def _model_space(cfg: DictConfig) -> dict[str, dict[str, str]]:
 
 def search_model_space(cfg: DictConfig, trial: Any) -> None:
     """Optuna ``custom_search_space``: suggest the parameters of the model this trial drew (or the
-    fixed model), so each estimator is tuned on its own parameters only."""
+    fixed model), so each estimator is tuned on its own parameters only. With
+    ``hparams_search.start_from_defaults``, the first call also queues the composed configuration itself
+    as the next trial, so the search starts from the known baseline instead of only random draws."""
+    import warnings
+
+    space = _model_space(cfg)
     model = trial.params.get("model") or trial.user_attrs.get("model") or cfg.model.name
-    for key, spec in _model_space(cfg).get(str(model), {}).items():
+    for key, spec in space.get(str(model), {}).items():
         trial._suggest(key, _distribution(key, spec))  # the sweeper's own way of adding a parameter
+    if trial.number == 0 and OmegaConf.select(cfg, "hparams_search.start_from_defaults"):
+        shared = {k: d for k, d in trial.distributions.items() if not any(k in p for p in space.values())}
+        own = {k: _distribution(k, spec) for k, spec in space.get(str(cfg.model.name), {}).items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # enqueue_trial is "experimental" in optuna 2.10
+            trial.study.enqueue_trial(baseline(cfg, {**shared, **own}))
+
+
+def baseline(cfg: DictConfig, distributions: Mapping[str, Any]) -> dict[str, Any]:
+    """The composed config's own value of each searched parameter, where the search space holds it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import ListConfig
+    from optuna.distributions import CategoricalDistribution
+
+    parser = OverridesParser.create()
+    values: dict[str, Any] = {}
+    for key, distribution in distributions.items():
+        value = cfg.model.name if key == "model" else OmegaConf.select(cfg, key, default=_ABSENT)
+        value = list(value) if isinstance(value, ListConfig) else value
+        if isinstance(distribution, CategoricalDistribution):
+            same = [c for c in distribution.choices if parser.parse_overrides([f"k={c}"])[0].value() == value]
+            if same:
+                values[key] = same[0]
+        elif isinstance(value, int | float) and distribution._contains(distribution.to_internal_repr(value)):
+            values[key] = value
+    return values
 
 
 def check_sweep(cfg: DictConfig, multirun: bool) -> None:
@@ -237,9 +268,12 @@ class SweepCallback(Callback):
         atexit.register(self._abandon)
         params = {"sweeper": sweeper, "launcher": str(choices.get("hydra/launcher") or "basic"), "objective": OBJECTIVE}
         if sweeper == "optuna":
+            import warnings
+
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # our summary says what its INFO lines say
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # multivariate TPE
             sweep = config.hydra.sweeper
             params.update({"n_trials": sweep.n_trials, "n_jobs": sweep.n_jobs, "direction": sweep.direction,
                            "sampler": str(sweep.sampler._target_).rsplit(".", 1)[-1],
