@@ -228,3 +228,35 @@ def test_a_two_trial_sweep_runs_on_a_local_ray_instance_into_the_same_store(home
     assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
     assert parents[0].data.tags["best_run_id"] in {t.info.run_id for t in trials}
     assert all(json.loads(t.data.tags["policy_topics.overrides"]) for t in trials)
+
+
+def test_a_preset_applies_the_model_choices_and_leaves_out_where_the_sweep_ran():
+    import yaml
+
+    from policy_topics.sweep import preset_yaml
+
+    text = preset_yaml(["model=logreg", "model.estimator.C=3.5", "features.word.ngram_range=[1,3]", "data=uscongress",
+                        "hparams_search=optuna", "hparams_search.write_preset=x", "tracking.run_name=y"], "why\nhow")
+    assert text.startswith("# @package _global_\n# why\n# how\n")
+    assert yaml.safe_load(text) == {
+        "defaults": [{"override /model": "logreg"}, {"override /data": "uscongress"}],
+        "model": {"estimator": {"C": 3.5}}, "features": {"word": {"ngram_range": [1, 3]}},
+    }
+
+
+def test_the_search_starts_from_the_composed_values_that_lie_inside_the_space():
+    from hydra import compose, initialize_config_dir
+
+    from policy_topics.paths import config_dir, register_resolvers
+    from policy_topics.sweep import _distribution, baseline
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", ["hparams_search=optuna", "features.word.sublinear_tf=false",
+                                "features.word.min_df=7"], return_hydra_config=True)
+    space = {k: _distribution(k, v) for k, v in cfg.hydra.sweeper.params.items()}
+    space.update({k: _distribution(k, v) for k, v in cfg.hparams_search.models.linearsvc.items()})
+    assert baseline(cfg, space) == {
+        "model": "linearsvc", "features.word.ngram_range": "[1,2]", "features.word.sublinear_tf": False,
+        "features.char.enabled": True, "model.estimator.C": 1.0, "model.estimator.class_weight": "balanced",
+    }  # min_df 7 is outside choice(1, 2): the sampler draws it
