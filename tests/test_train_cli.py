@@ -111,12 +111,17 @@ def test_default_command_trains_the_demo_corpus_offline(home):
     assert "data=demo" in result.stdout
 
 
-def test_multirun_sweeps_models_into_separate_runs(home):
+def test_multirun_sweeps_models_into_child_runs_of_one_parent_run(home):
     result = run_cli(["train", "--multirun", "model=complementnb,ridge", "features=word",
                       "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     runs = mlflow_runs(home, "demo")
-    assert sorted(r.data.params["model.name"] for r in runs) == ["complementnb", "ridge"]
+    parents = [r for r in runs if r.data.tags.get("policy_topics.role") == "sweep"]
+    children = [r for r in runs if r not in parents]
+    assert len(parents) == 1 and parents[0].data.params["sweeper"] == "basic"
+    assert sorted(r.data.params["model.name"] for r in children) == ["complementnb", "ridge"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert parents[0].data.tags["best_run_id"] in {r.info.run_id for r in children}
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -32,6 +32,7 @@ commands:
   rerun     re-run a logged training run from its recorded config; says whether the metrics match
   tracking-server  a team's MLflow server on PostgreSQL: policy-topics tracking-server --host 0.0.0.0 --port 5000
   evaluate  score a model on a dataset, e.g. cross-domain: policy-topics evaluate data=nytimes model_ref=MODEL
+  leaderboard  rank runs by a metric, diff two runs, plot per-topic F1: policy-topics leaderboard --sweep latest
 
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
@@ -103,14 +104,21 @@ def check_overrides(config_name: str, args: Sequence[str]) -> str | None:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
+    from policy_topics.sweep import check_sweep
+
     try:
         overrides = _first_choice(overrides_in(args))
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        if not {"--cfg", "-c", "--info", "-i", "--help", "-h"} & set(args):  # jobs will run
+            multirun = bool({"-m", "--multirun"} & set(args)) or getattr(cfg.hydra.mode, "name", "") == "MULTIRUN"
+            check_sweep(cfg, multirun)
     except MissingConfigException as exc:
         return _missing_option(exc)
     except (HydraException, OmegaConfBaseException) as exc:
         return _bad_override(exc)
+    except PolicyTopicsError as exc:
+        return str(exc)
     return None
 
 
@@ -175,6 +183,7 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args:
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def app(cfg: Any) -> Any:
+        _quiet_libraries()  # again: a launcher may run this job in a worker process (joblib, Ray)
         _configure_logging()
         try:
             return task(cfg)
@@ -329,6 +338,12 @@ def rerun_command(args: list[str]) -> None:
         raise SystemExit(4)
 
 
+def leaderboard_command(args: list[str]) -> None:
+    from policy_topics.leaderboard import command
+
+    command(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
     "predict": predict_command,
@@ -338,6 +353,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "rerun": rerun_command,
     "tracking-server": tracking_server_command,
     "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
+    "leaderboard": leaderboard_command,
 }
 
 

@@ -202,23 +202,28 @@ def _store_lock(target: TrackingTarget) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextmanager
-def start_run(target: TrackingTarget, run_name: str | None) -> Iterator[Any]:
-    """Open an MLflow run in the target's experiment; the run is marked FAILED if the block raises."""
+def experiment_id(target: TrackingTarget) -> str:
+    """The id of the target's experiment, created (with its artifact root) on first use."""
     import mlflow
 
     mlflow.set_tracking_uri(target.uri)
     try:
         with _store_lock(target):
             experiment = mlflow.get_experiment_by_name(target.experiment)
-            if experiment is None:
-                location = target.artifact_root.as_uri() if target.artifact_root else None
-                experiment_id = mlflow.create_experiment(target.experiment, artifact_location=location)
-            else:
-                experiment_id = experiment.experiment_id
+            if experiment is not None:
+                return str(experiment.experiment_id)
+            location = target.artifact_root.as_uri() if target.artifact_root else None
+            return str(mlflow.create_experiment(target.experiment, artifact_location=location))
     except Exception as exc:
         raise TrackingError(f"cannot use the MLflow store {target.uri}: {exc}") from exc
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+
+
+@contextmanager
+def start_run(target: TrackingTarget, run_name: str | None) -> Iterator[Any]:
+    """Open an MLflow run in the target's experiment; the run ends KILLED on Ctrl-C, FAILED on an error."""
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id(target), run_name=run_name)
     try:
         yield run
     except BaseException as exc:

@@ -90,7 +90,8 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
 
 def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                      stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
-    """Fit on train, score validation, refit on train+validation (``refit``), score test."""
+    """Fit on train, score validation, refit on train+validation (``refit``), score test (unless
+    ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored)."""
     from policy_topics.evaluation import evaluate_split
     from policy_topics.modeling import fit_pipeline, fitting
 
@@ -111,8 +112,9 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                     both = pd.concat([train, validation], ignore_index=True)
                     pipeline = fit(both)
                     note["detail"] = f"{len(both):,} docs"
-        with stages.stage("evaluate test"):
-            evaluations.append(evaluate_split(pipeline, test, "test"))
+        if container.get("evaluate_test", True) or not evaluations:
+            with stages.stage("evaluate test"):
+                evaluations.append(evaluate_split(pipeline, test, "test"))
     return pipeline, evaluations
 
 
