@@ -75,13 +75,16 @@ def test_rerun_repeats_a_logged_run_and_reports_that_the_metrics_match(demo_stor
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: no run {'0' * 32}")
 
 
-def test_four_trainings_at_once_on_a_new_sqlite_store_all_land(home):
+def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_land(home):
     processes = [train_process(home, f"seed={seed}") for seed in range(4)]
-    outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
-    assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
+    processes.append(train_process(home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                   "seed=10,11"))
+    outcomes = [(p.wait(timeout=900), p.stderr.read()) for p in processes]
+    assert [code for code, _ in outcomes] == [0] * 5, outcomes
     runs = demo_runs(home)
-    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
-    assert versions(home) == [1, 2, 3, 4]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 4 + 1 + 2  # four runs, the sweep's parent and its two trials
+    assert len(versions(home)) == 6
 
 
 def interrupt_mid_run(home: Path, sig: signal.Signals) -> tuple[int, str]:
