@@ -68,6 +68,8 @@ def test_a_sweep_is_one_parent_run_with_a_child_per_trial_and_the_best_marked(sw
     assert sorted(t.info.run_name for t in trials) == ["trial-0", "trial-1", "trial-2", "trial-3"]
     assert parent.info.status == "FINISHED" and parent.data.params["sweeper"] == "optuna"
     assert parent.data.params["launcher"] == "joblib" and parent.data.params["seed"] == "42"
+    assert parent.data.params["search.model"].startswith("choice(linearsvc")
+    assert parent.data.params["search.linearsvc.model.estimator.C"].startswith("tag(log, interval(")
     best = max(trials, key=lambda t: t.data.metrics["val_macro_f1"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_val_macro_f1"] == best.data.metrics["val_macro_f1"]

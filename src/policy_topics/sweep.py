@@ -188,6 +188,21 @@ def preset_yaml(overrides: Sequence[str], header: str) -> str:
     return "\n".join(lines) + "\n" + body
 
 
+def _command_line_space(config: DictConfig) -> dict[str, str | None]:
+    """Search ranges given as arguments (they replace the config's), and searched keys an argument fixed
+    (None: not searched)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    space: dict[str, str | None] = {}
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            space[f"search.{key}"] = override.input_line.split("=", 1)[1]
+        elif key in (config.hydra.sweeper.params or {}):
+            space[f"search.{key}"] = None
+    return space
+
+
 def _command_line(overrides: Sequence[str]) -> str:
     kept = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0].split("/")[0] not in _NOT_IN_PRESET]
     return " ".join(["policy-topics", "train", *(f"'{o}'" if re.search(r"[\s\[\]()*,]", o) else o for o in kept)])
@@ -280,8 +295,11 @@ class SweepCallback(Callback):
                            "seed": OmegaConf.select(sweep, "sampler.seed")})
             params.update({f"search.{k}": v for k, v in (sweep.params or {}).items()})
             params.update({f"search.{m}.{k}": v for m, ps in _model_space(config).items() for k, v in ps.items()})
-        for key, value in params.items():
-            client.log_param(self.parent_run_id, key, str(value))
+            params.update(_command_line_space(config))
+            params = {k: v for k, v in params.items() if v is not None}
+        from mlflow.entities import Param
+
+        client.log_batch(self.parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
         print(f"sweep: parent run {self.parent_run_id} in experiment '{target.experiment}' ({target.uri}); "
               "each trial is a child run")
 
