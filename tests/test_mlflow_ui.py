@@ -9,8 +9,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO, cli_env, run_cli, stop_group, wait_for_health
-from test_serving import free_port
+from conftest import REPO, cli_env, free_port, run_cli, stop_group, wait_for_health
+
+from policy_topics.sweep import PARENT_TAG, ROLE_TAG
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,10 @@ def sweep_store(tmp_path_factory):
     assert result.returncode == 0, result.stderr
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("demo")
-    runs = client.search_runs([experiment.experiment_id])
+    found = client.search_runs([experiment.experiment_id])
+    parents = [r for r in found if r.data.tags.get(ROLE_TAG) == "sweep"]
+    runs = [r for r in found if r not in parents]
+    assert len(parents) == 1 and all(r.data.tags[PARENT_TAG] == parents[0].info.run_id for r in runs)
     assert sorted(r.data.params["model.name"] for r in runs) == ["linearsvc", "ridge"]
     ui_command = result.stdout.rsplit("MLflow UI", 1)[1].splitlines()[0].strip()
     return home, experiment.experiment_id, runs, ui_command
