@@ -34,18 +34,24 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def fit_evaluate_once(overrides: list[str]) -> None:
-    """In-process: prepare data (cached), then time fit + evaluate only; prints seconds."""
+    """In-process: prepare data (cached), then time fit + evaluate only; prints seconds. As in the train
+    command, the fit worker processes start before data preparation; here the timer also waits for them
+    to be ready, so it counts the fits, not process start-up (the whole-command figure counts that)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from policy_topics.data.prep import prepare_dataset
+    from policy_topics.fit_workers import warm_up
     from policy_topics.paths import config_dir, register_resolvers
     from policy_topics.training import Stages, fit_and_evaluate
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+    workers = warm_up(cfg)
     prepared = prepare_dataset(cfg["data"], cfg["prep"], cfg["paths"])
+    for ready in workers:
+        ready.result()
     start = time.perf_counter()
     _, evaluations = fit_and_evaluate(cfg, prepared.splits, Stages(lambda _: None))
     elapsed = time.perf_counter() - start

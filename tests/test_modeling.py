@@ -97,3 +97,25 @@ def test_the_fast_predictor_matches_the_scikit_learn_pipeline(demo, features, op
     fast, reference = predictor.transform(texts), pipeline.named_steps["features"].transform(texts)
     np.testing.assert_allclose(fast.toarray(), reference.toarray(), atol=1e-6)
     np.testing.assert_allclose(predictor.predict_proba(texts), pipeline.predict_proba(texts), atol=1e-6)
+
+
+def test_fits_in_worker_processes_give_the_same_models_as_fits_in_this_process(demo):
+    from policy_topics.fit_workers import fit_all, worker_count
+
+    if worker_count(2, 2) < 2:
+        pytest.skip("this process may use one core only: fit_all fits here")
+    container = {"features": load("features", "word_char"), "model": load("model", "linearsvc"), "blas_threads": 1}
+    frames = [demo.iloc[:600], demo.iloc[200:]]
+    here = fit_all({**container, "fit_processes": 1}, frames)
+    in_workers = fit_all({**container, "fit_processes": 2}, frames)
+    texts = demo["text"].iloc[::7].tolist()
+    for a, b in zip(here, in_workers, strict=True):
+        assert np.array_equal(a.predict_proba(texts), b.predict_proba(texts))
+    assert not np.allclose(here[0].predict_proba(texts), here[1].predict_proba(texts))  # two different fits
+
+
+def test_worker_count_never_exceeds_the_fits_or_the_cores():
+    from policy_topics.fit_workers import available_cores, worker_count
+
+    assert worker_count(8, 1) == 1 and worker_count(1, 5) == 1 and worker_count(0, 3) == 1
+    assert worker_count(64, 64) == available_cores()

@@ -252,10 +252,9 @@ def final_training_rows(container: Mapping[str, Any], splits: Mapping[str, pd.Da
 
 
 def _fit(container: Mapping[str, Any], frame: pd.DataFrame, calibrate: bool | None) -> Any:
-    from policy_topics.modeling import fit_pipeline, fitting
+    from policy_topics.fit_workers import fit_one
 
-    with fitting(int(container["blas_threads"])):
-        return fit_pipeline(container["features"], container["model"], frame, calibrate)
+    return fit_one(container["features"], container["model"], frame, int(container["blas_threads"]), calibrate)
 
 
 def _twin_on_test(container: Mapping[str, Any], splits: Mapping[str, pd.DataFrame], ev: SplitEvaluation,

@@ -70,6 +70,9 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
     emit(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
          f"-> {target.uri} (experiment '{target.experiment}')")
 
+    from policy_topics.fit_workers import warm_up
+
+    warm_up(container)  # worker processes start while the data is prepared
     with stages.stage("prepare data") as note:
         prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
@@ -91,31 +94,32 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
 def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
                      stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
     """Fit on train, score validation, refit on train+validation (``refit``), score test (unless
-    ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored)."""
-    from policy_topics.evaluation import evaluate_split
-    from policy_topics.modeling import fit_pipeline, fitting
+    ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored).
 
-    def fit(frame: pd.DataFrame) -> Pipeline:
-        return fit_pipeline(container["features"], container["model"], frame)
+    The fit and the refit do not depend on each other: with ``fit_processes`` > 1 they run at once."""
+    from policy_topics.evaluation import evaluate_split
+    from policy_topics.fit_workers import fit_all, worker_count
+    from policy_topics.modeling import fitting
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
+    frames = [train]
+    if len(validation) and container["refit"]:
+        frames.append(pd.concat([train, validation], ignore_index=True))
+    workers = worker_count(container.get("fit_processes", 1), len(frames))
+    name = "fit" if len(frames) == 1 else "fit + refit on train+val"
+    with stages.stage(name) as note:
+        pipelines = fit_all(container, frames)
+        note["detail"] = " and ".join(f"{len(frame):,} docs" for frame in frames) + \
+            f", {len(pipelines[0].classes_)} topics" + (f", {workers} processes" if workers > 1 else "")
     evaluations = []
     with fitting(container["blas_threads"]):
-        with stages.stage("fit") as note:
-            pipeline = fit(train)
-            note["detail"] = f"{len(train):,} docs, {len(pipeline.classes_)} topics"
         if len(validation):
             with stages.stage("evaluate validation"):
-                evaluations.append(evaluate_split(pipeline, validation, "validation"))
-            if container["refit"]:
-                with stages.stage("refit on train+val") as note:
-                    both = pd.concat([train, validation], ignore_index=True)
-                    pipeline = fit(both)
-                    note["detail"] = f"{len(both):,} docs"
+                evaluations.append(evaluate_split(pipelines[0], validation, "validation"))
         if container.get("evaluate_test", True) or not evaluations:
             with stages.stage("evaluate test"):
-                evaluations.append(evaluate_split(pipeline, test, "test"))
-    return pipeline, evaluations
+                evaluations.append(evaluate_split(pipelines[-1], test, "test"))
+    return pipelines[-1], evaluations
 
 
 def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,

@@ -1,0 +1,80 @@
+"""Independent fits in worker processes: the fit on train and the refit on train+validation need not
+wait for each other, so on a machine with two cores they run at once.
+
+Processes, not threads: the TF-IDF analyzers hold the GIL, and liblinear draws from one process-wide
+random generator (seeded per fit), so fits in threads would interleave its draws and differ from run to
+run. A fit in its own process gives the same model as the same fit in this one.
+
+The workers are joblib's reusable loky processes; :func:`warm_up` starts them (and their imports) while
+the command is still preparing data, so the fits do not pay for process start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+_IDLE_TIMEOUT_S = 120
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_count(requested: int, fits: int) -> int:
+    """How many processes ``fits`` independent fits use: never more than asked, cores, or fits; 1 means
+    fit in this process."""
+    return max(1, min(int(requested), available_cores(), fits))
+
+
+def _executor(workers: int) -> Any:
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=workers, timeout=_IDLE_TIMEOUT_S)
+
+
+def _import_fitting_code() -> None:
+    import policy_topics.modeling  # noqa: F401  (imports scikit-learn's estimators with it)
+
+
+def warm_up(container: Mapping[str, Any]) -> list[Future]:
+    """Start the worker processes in the background when the job will fit on train and refit on
+    train+validation; returns at once, with futures that finish when each worker is ready (none when the
+    fits stay in this process)."""
+    fits = 2 if container["refit"] and float(container["prep"]["val_size"]) > 0 else 1
+    workers = worker_count(container.get("fit_processes", 1), fits)
+    if workers == 1:
+        return []
+    executor = _executor(workers)
+    return [executor.submit(_import_fitting_code) for _ in range(workers)]
+
+
+def fit_one(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame, blas_threads: int,
+            calibrate: bool | None = None) -> Pipeline:
+    """Fit the configured pipeline on ``frame`` with BLAS threads limited (the unit of work of a worker)."""
+    from policy_topics.modeling import fit_pipeline, fitting
+
+    with fitting(blas_threads):
+        return fit_pipeline(features, model, frame, calibrate)
+
+
+def fit_all(container: Mapping[str, Any], frames: Sequence[pd.DataFrame]) -> list[Pipeline]:
+    """Fit the configured pipeline on each frame; in ``container["fit_processes"]`` worker processes when
+    there are several frames and cores, else one after the other here. Same models either way."""
+    args = [(container["features"], container["model"], frame, int(container["blas_threads"])) for frame in frames]
+    workers = worker_count(container.get("fit_processes", 1), len(frames))
+    if workers == 1:
+        return [fit_one(*a) for a in args]
+    executor = _executor(workers)
+    futures = [executor.submit(fit_one, *a) for a in args]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed fit: stop the other fits now rather than at interpreter exit.
+        executor.shutdown(wait=False, kill_workers=True)
+        raise
