@@ -119,32 +119,36 @@ class CrossValidation:
         return lines
 
 
-FitFn = Callable[[pd.DataFrame, bool | None], Pipeline]
+FitManyFn = Callable[[list[pd.DataFrame], bool | None], list[Pipeline]]
 
 
-def cross_validate(frame: pd.DataFrame, k: int, seed: int, fit: FitFn, stages: Any,
+def cross_validate(frame: pd.DataFrame, k: int, seed: int, fit_many: FitManyFn, stages: Any,
                    compare_calibration: bool) -> CrossValidation:
-    """Fit on k-1 folds, score the held-out fold, k times; ``fit(frame, calibrate)`` builds the model
-    (``calibrate=None``: as configured; True/False: the calibration twin)."""
+    """Fit on k-1 folds, score the held-out fold, k times; ``fit_many(frames, calibrate)`` fits one model
+    per frame, possibly at once (``calibrate=None``: as configured; True/False: the calibration twin)."""
     from policy_topics.modeling import is_calibrated, probabilities
 
     labels = frame["label"].to_numpy()
     classes = np.unique(labels)
+    folds = fold_indices(labels, k, seed)
+    trains = [frame.iloc[train_rows] for train_rows, _ in folds]
+    with stages.stage(f"fit {k} folds") as note:
+        pipelines = fit_many(trains, None)
+        twins = fit_many(trains, not is_calibrated(pipelines[0])) if compare_calibration else None
+        note["detail"] = f"{len(trains[0]):,} docs each" + (", and their calibration twins" if twins else "")
     proba = np.zeros((len(frame), len(classes)))
-    twin = np.zeros_like(proba) if compare_calibration else None
+    twin = np.zeros_like(proba) if twins else None
     rows, topic_rows = [], []
-    for number, (train_rows, test_rows) in enumerate(fold_indices(labels, k, seed), start=1):
-        with stages.stage(f"fold {number}/{k}") as note:
-            train, test = frame.iloc[train_rows], frame.iloc[test_rows]
-            pipeline = fit(train, None)
+    for number, (pipeline, (train_rows, test_rows)) in enumerate(zip(pipelines, folds, strict=True), start=1):
+        with stages.stage(f"score fold {number}/{k}") as note:
             if not np.array_equal(pipeline.classes_, classes):
                 raise RuntimeError("a cross-validation fold lacks a topic; folds are stratified, so this is a bug")
-            texts = test["text"].tolist()
+            texts = frame["text"].iloc[test_rows].tolist()
             proba[test_rows] = pipeline.predict_proba(texts)
             fold = score(labels[test_rows], proba[test_rows], classes, f"fold {number}", texts)
-            if twin is not None:
-                twin[test_rows] = probabilities(fit(train, not is_calibrated(pipeline)), texts)
-            rows.append({"fold": number, "n_train": len(train), "n_test": len(test),
+            if twin is not None and twins is not None:
+                twin[test_rows] = probabilities(twins[number - 1], texts)
+            rows.append({"fold": number, "n_train": len(train_rows), "n_test": len(test_rows),
                          **{name: fold.metrics[name] for name in HEADLINE}})
             topic_rows.append(fold.per_topic["f1"].rename(number))
             note["detail"] = f"macro-F1 {fold.metrics['macro_f1']:.3f}"

@@ -306,10 +306,14 @@ def cross_validate_and_fit(container: Mapping[str, Any], splits: Mapping[str, pd
                                                                              CrossValidation]:
     """k-fold CV on all prepared rows, then the final model fit on all of them."""
     from policy_topics.crossval import cross_validate
+    from policy_topics.fit_workers import fit_all
 
     frame = cv_frame(splits)
-    cv = cross_validate(frame, options.cv_folds, int(container["seed"]),
-                        lambda train, calibrate: _fit(container, train, calibrate), stages, options.compare_calibration)
+    def fit_many(frames: list[pd.DataFrame], calibrate: bool | None) -> list[Any]:
+        return fit_all(container, frames, calibrate)
+
+    cv = cross_validate(frame, options.cv_folds, int(container["seed"]), fit_many, stages,
+                        options.compare_calibration)
     with stages.stage("fit on all rows") as note:
         pipeline = _fit(container, frame, None)
         note["detail"] = f"{len(frame):,} docs, {len(pipeline.classes_)} topics"

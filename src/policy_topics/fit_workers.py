@@ -43,10 +43,11 @@ def _import_fitting_code() -> None:
 
 
 def warm_up(container: Mapping[str, Any]) -> list[Future]:
-    """Start the worker processes in the background when the job will fit on train and refit on
-    train+validation; returns at once, with futures that finish when each worker is ready (none when the
-    fits stay in this process)."""
-    fits = 2 if container["refit"] and float(container["prep"]["val_size"]) > 0 else 1
+    """Start the worker processes in the background when the job will fit several models (on train and on
+    train+validation, or k cross-validation folds). Returns at once, with futures that finish when each
+    worker is ready (none when the fits stay in this process)."""
+    folds = int(container["evaluation"].get("cv_folds") or 0)
+    fits = folds if folds >= 2 else 2 if container["refit"] and float(container["prep"]["val_size"]) > 0 else 1
     workers = worker_count(container.get("fit_processes", 1), fits)
     if workers == 1:
         return []
@@ -63,10 +64,12 @@ def fit_one(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.Dat
         return fit_pipeline(features, model, frame, calibrate)
 
 
-def fit_all(container: Mapping[str, Any], frames: Sequence[pd.DataFrame]) -> list[Pipeline]:
+def fit_all(container: Mapping[str, Any], frames: Sequence[pd.DataFrame],
+            calibrate: bool | None = None) -> list[Pipeline]:
     """Fit the configured pipeline on each frame; in ``container["fit_processes"]`` worker processes when
     there are several frames and cores, else one after the other here. Same models either way."""
-    args = [(container["features"], container["model"], frame, int(container["blas_threads"])) for frame in frames]
+    args = [(container["features"], container["model"], frame, int(container["blas_threads"]), calibrate)
+            for frame in frames]
     workers = worker_count(container.get("fit_processes", 1), len(frames))
     if workers == 1:
         return [fit_one(*a) for a in args]
