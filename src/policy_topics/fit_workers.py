@@ -12,12 +12,16 @@ the command is still preparing data, so the fits do not pay for process start-up
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
+
+from policy_topics.evaluation import SplitEvaluation
 
 _IDLE_TIMEOUT_S = 120
 
@@ -57,27 +61,65 @@ def warm_up(container: Mapping[str, Any]) -> list[Future]:
 
 def fit_one(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame, blas_threads: int,
             calibrate: bool | None = None) -> Pipeline:
-    """Fit the configured pipeline on ``frame`` with BLAS threads limited (the unit of work of a worker)."""
+    """Fit the configured pipeline on ``frame`` with BLAS threads limited."""
     from policy_topics.modeling import fit_pipeline, fitting
 
     with fitting(blas_threads):
         return fit_pipeline(features, model, frame, calibrate)
 
 
-def fit_all(container: Mapping[str, Any], frames: Sequence[pd.DataFrame],
-            calibrate: bool | None = None) -> list[Pipeline]:
-    """Fit the configured pipeline on each frame; in ``container["fit_processes"]`` worker processes when
-    there are several frames and cores, else one after the other here. Same models either way."""
-    args = [(container["features"], container["model"], frame, int(container["blas_threads"]), calibrate)
-            for frame in frames]
-    workers = worker_count(container.get("fit_processes", 1), len(frames))
+@dataclass
+class FitJob:
+    """Fit on ``frame``, then score ``held_out`` (frame, split name) pairs with the fitted model; the
+    pipeline travels back only when ``keep`` (scoring in the worker saves sending models around)."""
+
+    frame: pd.DataFrame
+    held_out: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
+    keep: bool = True
+
+
+@dataclass
+class FitResult:
+    pipeline: Pipeline | None
+    evaluations: list[SplitEvaluation]
+    seconds: dict[str, float]  # "fit" and "evaluate <split>", measured where the work ran
+
+
+def _run_job(container: Mapping[str, Any], job: FitJob, calibrate: bool | None) -> FitResult:
+    from policy_topics.evaluation import evaluate_split
+    from policy_topics.modeling import fitting
+
+    seconds, evaluations = {}, []
+    start = time.perf_counter()
+    pipeline = fit_one(container["features"], container["model"], job.frame, int(container["blas_threads"]),
+                       calibrate)
+    seconds["fit"] = time.perf_counter() - start
+    with fitting(int(container["blas_threads"])):
+        for frame, split in job.held_out:
+            start = time.perf_counter()
+            evaluations.append(evaluate_split(pipeline, frame, split))
+            seconds[f"evaluate {split}"] = time.perf_counter() - start
+    return FitResult(pipeline if job.keep else None, evaluations, seconds)
+
+
+def run_jobs(container: Mapping[str, Any], jobs: Sequence[FitJob], calibrate: bool | None = None) -> list[FitResult]:
+    """Run the jobs; in ``container["fit_processes"]`` worker processes when there are several jobs and
+    cores, else one after the other here. Same models and scores either way."""
+    settings = {key: container[key] for key in ("features", "model", "blas_threads")}
+    workers = worker_count(container.get("fit_processes", 1), len(jobs))
     if workers == 1:
-        return [fit_one(*a) for a in args]
+        return [_run_job(settings, job, calibrate) for job in jobs]
     executor = _executor(workers)
-    futures = [executor.submit(fit_one, *a) for a in args]
+    futures = [executor.submit(_run_job, settings, job, calibrate) for job in jobs]
     try:
         return [future.result() for future in futures]
     except BaseException:
         # Ctrl-C, SIGTERM or a failed fit: stop the other fits now rather than at interpreter exit.
         executor.shutdown(wait=False, kill_workers=True)
         raise
+
+
+def fit_all(container: Mapping[str, Any], frames: Sequence[pd.DataFrame],
+            calibrate: bool | None = None) -> list[Pipeline]:
+    """Fit the configured pipeline on each frame (at once where :func:`run_jobs` can)."""
+    return [result.pipeline for result in run_jobs(container, [FitJob(frame) for frame in frames], calibrate)]

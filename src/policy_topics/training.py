@@ -38,10 +38,14 @@ class Stages:
         note: dict[str, str] = {}
         start = time.perf_counter()
         yield note
-        elapsed = time.perf_counter() - start
-        self.timings[name] = elapsed
+        self.timings[name] = elapsed = time.perf_counter() - start
         detail = f"  {note['detail']}" if note.get("detail") else ""
         self.emit(f"  {name:<22} {elapsed:6.2f} s{detail}")
+
+    def record(self, name: str, seconds: float, detail: str = "") -> None:
+        """A step timed elsewhere (in a worker process), printed under the stage that ran it."""
+        self.timings[name] = seconds
+        self.emit(f"    {name:<20} {seconds:6.2f} s{'  ' + detail if detail else ''}")
 
 
 @dataclass
@@ -96,30 +100,31 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
     """Fit on train, score validation, refit on train+validation (``refit``), score test (unless
     ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored).
 
-    The fit and the refit do not depend on each other: with ``fit_processes`` > 1 they run at once."""
-    from policy_topics.evaluation import evaluate_split
-    from policy_topics.fit_workers import fit_all, worker_count
-    from policy_topics.modeling import fitting
+    The fit and the refit do not depend on each other: with ``fit_processes`` > 1 each runs, with the
+    scoring of its split, in its own worker process, at the same time."""
+    from policy_topics.fit_workers import FitJob, run_jobs, worker_count
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
-    frames = [train]
+    score_test = container.get("evaluate_test", True) or not len(validation)
+    jobs = [FitJob(train, [(validation, "validation")] if len(validation) else [])]
+    names = ["fit"]
     if len(validation) and container["refit"]:
-        frames.append(pd.concat([train, validation], ignore_index=True))
-    workers = worker_count(container.get("fit_processes", 1), len(frames))
-    name = "fit" if len(frames) == 1 else "fit + refit on train+val"
-    with stages.stage(name) as note:
-        pipelines = fit_all(container, frames)
-        note["detail"] = " and ".join(f"{len(frame):,} docs" for frame in frames) + \
-            f", {len(pipelines[0].classes_)} topics" + (f", {workers} processes" if workers > 1 else "")
-    evaluations = []
-    with fitting(container["blas_threads"]):
-        if len(validation):
-            with stages.stage("evaluate validation"):
-                evaluations.append(evaluate_split(pipelines[0], validation, "validation"))
-        if container.get("evaluate_test", True) or not evaluations:
-            with stages.stage("evaluate test"):
-                evaluations.append(evaluate_split(pipelines[-1], test, "test"))
-    return pipelines[-1], evaluations
+        jobs.append(FitJob(pd.concat([train, validation], ignore_index=True)))
+        names.append("refit on train+val")
+        jobs[0].keep = False
+    if score_test:
+        jobs[-1].held_out.append((test, "test"))
+    workers = worker_count(container.get("fit_processes", 1), len(jobs))
+    with stages.stage("fit + evaluate") as note:
+        results = run_jobs(container, jobs)
+        note["detail"] = f"{workers} processes at once" if workers > 1 else ""
+    for name, job, result in zip(names, jobs, results, strict=True):
+        for step, seconds in result.seconds.items():
+            detail = f"{len(job.frame):,} docs" if step == "fit" else ""
+            stages.record(name if step == "fit" else step, seconds, detail)
+    pipeline = results[-1].pipeline
+    assert pipeline is not None  # the last job keeps its model
+    return pipeline, [ev for result in results for ev in result.evaluations]
 
 
 def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
