@@ -21,7 +21,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from policy_topics.errors import ConfigError
 
 _VECTORIZER_KEYS = ("ngram_range", "min_df", "max_df", "max_features", "sublinear_tf", "lowercase",
-                    "strip_accents", "analyzer", "stop_words")
+                    "strip_accents", "analyzer", "stop_words", "token_pattern", "binary")
 
 
 def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> TfidfVectorizer:
@@ -32,13 +32,32 @@ def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> TfidfVectorizer:
     return TfidfVectorizer(**kwargs)
 
 
-def build_features(features: Mapping[str, Any]) -> TfidfVectorizer | FeatureUnion:
-    """Word TF-IDF, or a union of word and char TF-IDF when ``features.char.enabled``."""
+def build_features(features: Mapping[str, Any]) -> Any:
+    """Word TF-IDF, or a feature union of the enabled blocks: word TF-IDF, char TF-IDF
+    (``features.char.enabled``) and sentence embeddings (``features.embeddings.enabled``, the optional
+    ``embeddings`` extra). A block's ``weight`` (default 1) multiplies its columns in the union."""
     word = _vectorizer(features["word"], "word")
+    blocks: list[tuple[str, Any]] = [("word", word)]
+    weights = {"word": float(features["word"].get("weight", 1.0))}
     char = features.get("char")
-    if not char or not char.get("enabled"):
+    if char and char.get("enabled"):
+        blocks.append(("char", _vectorizer(char, "char_wb")))
+        weights["char"] = float(char.get("weight", 1.0))
+    embeddings = features.get("embeddings")
+    if embeddings and embeddings.get("enabled"):
+        from policy_topics.embeddings import SentenceEmbeddings, check_extra
+
+        check_extra(str(embeddings.get("model", "all-MiniLM-L6-v2")))
+        blocks.append(("embeddings", SentenceEmbeddings(
+            model=str(embeddings.get("model", "all-MiniLM-L6-v2")), scale=float(embeddings.get("weight", 1.0)),
+            batch_size=int(embeddings.get("batch_size", 64)), cache=bool(embeddings.get("cache", True)),
+            cache_dir=embeddings.get("cache_dir"))))
+    if len(blocks) == 1:
         return word
-    return FeatureUnion([("word", word), ("char", _vectorizer(char, "char_wb"))])
+    # The embedding block applies its own weight (scale), so the union's weights cover TF-IDF only; none at
+    # all keeps the fast prediction path of plain TF-IDF unions.
+    tfidf_weights = {name: w for name, w in weights.items() if w != 1.0}
+    return FeatureUnion(blocks, transformer_weights=tfidf_weights or None)
 
 
 def build_estimator(model: Mapping[str, Any]) -> BaseEstimator:

@@ -1,7 +1,8 @@
 """Save and load fitted pipelines with skops, trusting only types this project decides on.
 
 skops does not run code on load, but it refuses unknown types unless told to trust them. The list of
-trusted types is decided here (scikit-learn, NumPy and SciPy classes), never taken from the model's own
+trusted types is decided here (scikit-learn, NumPy and SciPy classes, and this project's own feature
+classes listed in ``TRUSTED_NAMES``), never taken from the model's own
 metadata, so a model file that names other types is refused.
 
 A saved pipeline is a folder: ``pipeline.skops`` plus ``vocabularies.json``. skops writes a dict as one
@@ -22,7 +23,8 @@ from sklearn.pipeline import Pipeline
 from policy_topics.errors import PolicyTopicsError
 
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
-TRUSTED_NAMES = frozenset({"builtins.slice"})
+# This project's own estimator classes: plain parameters, no callables (checked in _check_structure).
+TRUSTED_NAMES = frozenset({"builtins.slice", "policy_topics.embeddings.SentenceEmbeddings"})
 MODEL_FILE = "pipeline.skops"
 VOCABULARY_FILE = "vocabularies.json"
 

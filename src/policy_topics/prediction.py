@@ -155,12 +155,14 @@ class TopicPredictor:
             self._feature_names = self.features.get_feature_names_out()
         x = features.getrow(row)
         contributions = x.data * self._weights[column, x.indices]
-        order = np.argsort(contributions)[::-1][:n]
-        explanation = []
+        order = np.argsort(contributions)[::-1]
+        explanation: list[dict[str, Any]] = []
         for i in order:
-            if contributions[i] <= 0:
+            if contributions[i] <= 0 or len(explanation) == n:
                 break
             kind, _, ngram = str(self._feature_names[x.indices[i]]).rpartition("__")
+            if kind == "embeddings":  # sentence-embedding dimensions explain nothing to a reader
+                continue
             explanation.append({"ngram": ngram, "kind": kind or "word", "weight": round(float(contributions[i]), 6)})
         return explanation
 
