@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install system-deps train test lint bench bench-serve bench-load clean
+.PHONY: install system-deps train test lint bench bench-serve bench-load bench-peers clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,12 @@ bench-serve: install
 ## 64 clients for 60 s against the model server: 5xx, latency, memory growth.
 bench-load: install
 	$(BIN)/python experiments/bench_load.py
+
+## The project's configs against fastText and MiniLM embeddings on issue 7's folds (needs the data mirror);
+## writes experiments/results/peers.{json,md}. ARGS="--presets NAME,..." adds conf/experiment presets.
+bench-peers: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python experiments/bench_peers.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

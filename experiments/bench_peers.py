@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import peers  # noqa: E402
+import peers
 
 RESULTS = peers.REPO / "experiments" / "results"
 SYSTEMS = ("fasttext", "minilm", "project")

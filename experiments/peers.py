@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -100,7 +100,8 @@ def load_raw(name: str, mirror: Path | None = None) -> Corpus:
     path = (mirror or mirror_dir()) / cfg["path"]
     digest = file_sha256(path)
     if digest != cfg["sha256"]:
-        raise BenchError(f"{path} has sha256 {digest[:12]}..., expected {cfg['sha256'][:12]}... (conf/data/{name}.yaml)")
+        raise BenchError(f"{path} has sha256 {digest[:12]}..., expected {cfg['sha256'][:12]}... "
+                         f"(conf/data/{name}.yaml)")
     frame = pd.read_csv(path, sep=cfg["delimiter"], encoding=cfg["encoding"], dtype=str, keep_default_na=False)
     return Corpus(name, frame[cfg["text_column"]].tolist(), frame[cfg["label_column"]].astype(int).to_numpy(),
                   digest)
@@ -277,9 +278,10 @@ class FastTextSystem:
     training fold, then refit on the whole training fold. One thread and a fixed seed: deterministic."""
 
     name = "fastText (nested-tuned)"
-    GRID = {"lr": (0.5, 1.0), "epoch": (25, 50), "wordNgrams": (1, 2)}
-    FIXED = {"dim": 100, "minCount": 1, "loss": "softmax", "thread": 1, "seed": 0, "verbose": 0,
-             "bucket": 200_000}  # 200k hash buckets (default 2M, ~800 MB) hold these corpora's bigrams
+    GRID: ClassVar[dict[str, tuple[Any, ...]]] = {"lr": (0.5, 1.0), "epoch": (25, 50), "wordNgrams": (1, 2)}
+    # 200k hash buckets for the word bigrams (the default 2M make an ~800 MB model at any corpus size).
+    FIXED: ClassVar[dict[str, Any]] = {"dim": 100, "minCount": 1, "loss": "softmax", "thread": 1, "seed": 0,
+                                       "verbose": 0, "bucket": 200_000}
 
     def __init__(self) -> None:
         require("fasttext", "the fastText peer")
