@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated, of {', '.join(peers.ALL_DATASETS)} (default: all)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other systems' rows of the existing results file (same protocol and data)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="smoke run: a stratified sample of this many rows per file (not the protocol)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of peers.json and peers.md")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "policy-topics-bench-cache",
                         help="sentence-embedding cache (outside the repository)")
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     except peers.BenchError as exc:
         sys.exit(f"bench_peers: {exc}")
     corpora = {name: peers.load_raw(name, mirror) for name in peers.DATASET_NAMES}
-    protocol, data = peers.protocol(corpora)
+    if args.rows:
+        corpora = {name: peers.sample(corpus, args.rows) for name, corpus in corpora.items()}
+    protocol, data = peers.protocol(corpora, args.rows)
     print(f"bench_peers: {', '.join(f'{n} {len(c):,} rows' for n, c in corpora.items())}; "
           f"{len(systems)} systems -> {args.out}", flush=True)
 

@@ -107,6 +107,17 @@ def load_raw(name: str, mirror: Path | None = None) -> Corpus:
                   digest)
 
 
+def sample(corpus: Corpus, rows: int, seed: int = SEED) -> Corpus:
+    """A stratified sample of ``rows`` rows, still in file order (smoke runs and tests; not the protocol)."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if rows >= len(corpus):
+        return corpus
+    keep, _ = next(StratifiedShuffleSplit(1, train_size=rows, random_state=seed)
+                   .split(np.zeros(len(corpus)), corpus.labels))
+    return corpus.subset(np.sort(keep))
+
+
 def folds(labels: np.ndarray, k: int = K, seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
     """The protocol's folds: (train rows, test rows), StratifiedKFold(k, shuffle=True, random_state=seed)."""
     from sklearn.model_selection import StratifiedKFold
@@ -580,8 +591,9 @@ def markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def protocol(corpora: dict[str, Corpus]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The protocol and data descriptions that make two results files comparable."""
+def protocol(corpora: dict[str, Corpus], rows: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The protocol and data descriptions that make two results files comparable (``rows``: a smoke run on
+    a stratified sample of that many rows per file, which is not the protocol)."""
     data = {name: {"rows": len(c), "topics": len(np.unique(c.labels)), "sha256": c.sha256}
             for name, c in corpora.items()}
     if "uscongress" in corpora and "nytimes" in corpora:
@@ -591,7 +603,9 @@ def protocol(corpora: dict[str, Corpus]) -> tuple[dict[str, Any], dict[str, Any]
                    "files in file order (duplicates kept, no cleaning), for every system; cross-domain fits on all "
                    "uscongress rows and scores the nytimes rows whose topic uscongress has (macro-F1 over "
                    "uscongress's topics). Peers tune inside each training fold only.")
-    return {"k": K, "seed": SEED, "description": description}, data
+    if rows:
+        description = f"SMOKE RUN on a stratified sample of {rows} rows per file, not the protocol: {description}"
+    return {"k": K, "seed": SEED, "rows": rows, "description": description}, data
 
 
 def command_line() -> str:
