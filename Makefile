@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install system-deps train test lint bench bench-serve bench-load clean
+.PHONY: install system-deps train test lint bench bench-serve bench-load bench-scale clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,12 @@ bench-serve: install
 ## 64 clients for 60 s against the model server: 5xx, latency, memory growth.
 bench-load: install
 	$(BIN)/python experiments/bench_load.py
+
+## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
+## peak memory). Long: the 1M in-memory run needs ~10 GB and ~15 min. Installs the `bench` extra (fastText).
+bench-scale: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python experiments/bench_scale.py --sizes 100000,1000000 --runs 3 --in-memory-runs 1 $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
