@@ -46,7 +46,8 @@ def _import_fitting_code() -> None:
     # What the first fit would otherwise import: scikit-learn's estimators (with modeling), Hydra's
     # instantiate (0.2 s) and the scoring code.
     import hydra.utils  # noqa: F401
-    import policy_topics.evaluation  # noqa: F401
+
+    import policy_topics.evaluation
     import policy_topics.modeling  # noqa: F401
 
 
