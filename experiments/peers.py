@@ -371,7 +371,8 @@ class MiniLMSystem:
                             "by inner 3-fold CV on the training fold")
         self._encoder: Any = None
         self._vectors: dict[str, np.ndarray] = {}  # text -> vector, from the per-file caches
-        self.embed_seconds_per_text: float | None = None
+        self._source: dict[str, str] = {}  # text -> dataset name, to cost its embedding at that dataset's rate
+        self.seconds_per_text: dict[str, float] = {}  # dataset name -> measured uncached embedding cost
 
     def encoder(self) -> Any:
         if self._encoder is None:
@@ -379,6 +380,8 @@ class MiniLMSystem:
 
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             self._encoder = importlib.import_module(self.PACKAGE).load_model(device="cpu")
         return self._encoder
 
@@ -398,13 +401,16 @@ class MiniLMSystem:
                 np.save(fh, vectors)
             os.replace(fh.name, path)
         self._vectors.update(zip(corpus.texts, vectors, strict=True))
+        self._source.update((t, corpus.name) for t in corpus.texts)
 
-    def measure_throughput(self, texts: list[str]) -> float:
-        """Seconds per text of uncached embedding (after a warm-up batch), in batches of 64."""
+    def measure_throughput(self, corpus: Corpus, n: int = 256) -> float:
+        """Texts per second of uncached embedding of ``n`` of the corpus's texts (a stratified sample, after
+        a warm-up batch), in batches of 64: bill titles are about three times as long as headlines."""
+        texts = sample(corpus, n).texts if n < len(corpus) else corpus.texts
         self.encode(texts[:64])
         _, seconds = timed(lambda: self.encode(texts))
-        self.embed_seconds_per_text = seconds / len(texts)
-        return self.embed_seconds_per_text
+        self.seconds_per_text[corpus.name] = seconds / len(texts)
+        return len(texts) / seconds
 
     def _features(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self._vectors]
@@ -412,10 +418,12 @@ class MiniLMSystem:
             self._vectors.update(zip(missing, self.encode(missing), strict=True))
         return np.stack([self._vectors[t] for t in texts])
 
-    def _embed_cost(self, n: int) -> float:
-        if self.embed_seconds_per_text is None:
-            raise RuntimeError("measure_throughput first")
-        return n * self.embed_seconds_per_text
+    def _embed_cost(self, texts: list[str]) -> float:
+        """Seconds to embed ``texts`` uncached, at the rate measured on the dataset each text comes from."""
+        try:
+            return sum(self.seconds_per_text[self._source[t]] for t in texts)
+        except KeyError:
+            raise RuntimeError("add_corpus and measure_throughput on every dataset first") from None
 
     def fit(self, texts: list[str], labels: np.ndarray) -> Fitted:
         from sklearn.linear_model import LogisticRegression
@@ -431,7 +439,7 @@ class MiniLMSystem:
             chosen = {"C": search.best_params_["C"]}
             model, seconds = timed(lambda: LogisticRegression(class_weight="balanced", max_iter=3000,
                                                               **chosen).fit(features, labels))
-        return Fitted(model, seconds + self._embed_cost(len(texts)), tune, chosen)
+        return Fitted(model, seconds + self._embed_cost(texts), tune, chosen)
 
     def predict(self, fitted: Fitted, texts: list[str]) -> np.ndarray:
         return np.asarray(fitted.model.predict(self._features(texts)))
@@ -442,7 +450,7 @@ class MiniLMSystem:
         features = self._features(texts)
         with threadpool_limits(1):
             seconds = best_time(lambda: fitted.model.predict(features))
-        return seconds + self._embed_cost(len(texts))
+        return seconds + self._embed_cost(texts)
 
     def size_bytes(self, fitted: Fitted) -> int:
         import importlib
@@ -522,8 +530,12 @@ def now() -> str:
 
 
 def system_entry(system: System, results: dict[str, dict[str, Any]], command: str) -> dict[str, Any]:
-    return {"name": system.name, "description": system.description, "date": now(), "command": command,
-            "machine": machine(), "results": results}
+    entry = {"name": system.name, "description": system.description, "date": now(), "command": command,
+             "machine": machine(), "results": results}
+    rates = getattr(system, "seconds_per_text", None)
+    if rates:
+        entry["embedding_texts_per_s"] = {name: round(1 / seconds, 1) for name, seconds in rates.items()}
+    return entry
 
 
 def merge(previous: dict[str, Any] | None, entries: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
@@ -582,6 +594,10 @@ def markdown(document: dict[str, Any]) -> str:
              "transformer's files + the pickled LogReg).", "", "## Systems", ""]
     for entry in document["systems"]:
         m = entry["machine"]
+        rates = entry.get("embedding_texts_per_s")
+        if rates:
+            entry = {**entry, "description": entry["description"] + "; uncached embedding throughput "
+                     + ", ".join(f"{name} {rate:,.0f} texts/s" for name, rate in rates.items())}
         lines.append(f"- **{entry['name']}**: {entry['description']}. Measured {entry['date']} on {m['cpu']}, "
                      f"{m['cores']} cores (load average at start {m['load_average_at_start'][0]}), Python "
                      f"{m['python']}; command `{entry['command']}`.")
