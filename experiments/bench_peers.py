@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS),
                         help=f"comma-separated, of {', '.join(SYSTEMS)} (default: all)")
     parser.add_argument("--presets", default="", help="conf/experiment presets to run besides the project default")
+    parser.add_argument("--overrides", action="append", default=[], metavar="'KEY=VALUE ...'",
+                        help="a project config as Hydra overrides of the defaults, e.g. 'features=word_char_minilm "
+                        "model=ridge' (repeatable; runs on every dataset)")
     parser.add_argument("--no-default", action="store_true", help="leave out the project default")
     parser.add_argument("--presets-everywhere", action="store_true",
                         help="run presets on every dataset, not only on the one they select")
@@ -85,11 +89,16 @@ def build_systems(args: argparse.Namespace) -> list[tuple[peers.System, tuple[st
             else:
                 where = tuple(d for d in datasets if d == own or (d == peers.CROSS and own == "uscongress"))
             systems.append((system, where))
+        for overrides in args.overrides:
+            systems.append((peers.ProjectSystem(overrides=overrides.split()), datasets))
     return systems
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_VERBOSITY", "error")):
+        os.environ.setdefault(name, value)
     started = time.perf_counter()
     try:
         systems = build_systems(args)

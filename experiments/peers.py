@@ -197,11 +197,13 @@ class ProjectSystem:
     built with :func:`policy_topics.modeling.build_pipeline` (fit with the configured BLAS threads)."""
 
     def __init__(self, preset: str | None = None, overrides: Sequence[str] = ()) -> None:
+        """``preset``: a ``conf/experiment`` name; ``overrides``: Hydra overrides (after the preset); neither:
+        the project default."""
         self.preset = preset
-        self.overrides = [*(["features=word_char", "model=linearsvc"] if preset is None else
-                            [f"experiment={preset}"]), *overrides]
+        defaults = ["features=word_char", "model=linearsvc"] if preset is None and not overrides else []
+        self.overrides = [*defaults, *([f"experiment={preset}"] if preset else []), *overrides]
         self.cfg = compose(self.overrides)
-        self.name = f"project: {preset}" if preset else "project: default"
+        self.name = "project: " + (" ".join([*([preset] if preset else []), *overrides]) or "default")
         feats, model = self.cfg["features"], self.cfg["model"]
         blocks = ["word " + "-".join(map(str, feats["word"]["ngram_range"]))]
         if feats.get("char", {}).get("enabled"):
@@ -242,11 +244,24 @@ class ProjectSystem:
             pipeline.set_params(**saved)
 
     def size_bytes(self, fitted: Fitted) -> int:
+        """The saved model, plus the sentence-embedding model's files when the features use one."""
         from policy_topics.persistence import save_pipeline
 
         with tempfile.TemporaryDirectory(prefix="policy-topics-bench-") as tmp:
             save_pipeline(fitted.model, Path(tmp) / "model")
-            return folder_bytes(Path(tmp) / "model")
+            size = folder_bytes(Path(tmp) / "model")
+        if self.cfg["features"].get("embeddings", {}).get("enabled"):
+            size += package_bytes(MiniLMSystem.PACKAGE)
+        return size
+
+
+def package_bytes(module: str) -> int:
+    """Bytes of an installed package's data files (model weights, tokenizer), without its Python code."""
+    import importlib
+
+    folder = Path(importlib.import_module(module).__file__).parent  # type: ignore[arg-type]
+    return sum(p.stat().st_size for p in folder.rglob("*")
+               if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
@@ -453,13 +468,9 @@ class MiniLMSystem:
         return seconds + self._embed_cost(texts)
 
     def size_bytes(self, fitted: Fitted) -> int:
-        import importlib
         import pickle
 
-        package = Path(importlib.import_module(self.PACKAGE).__file__).parent  # type: ignore[arg-type]
-        weights = sum(p.stat().st_size for p in package.rglob("*") if p.is_file() and p.suffix != ".py"
-                      and "__pycache__" not in p.parts)
-        return weights + len(pickle.dumps(fitted.model))
+        return package_bytes(self.PACKAGE) + len(pickle.dumps(fitted.model))
 
 
 # --------------------------------------------------------------------------------------- evaluation
@@ -590,7 +601,9 @@ def markdown(document: dict[str, Any]) -> str:
              "on a training fold (median over folds; MiniLM adds embedding the training texts at the measured "
              "throughput); tuning s: the nested search inside the training fold before that; predict texts/s: one "
              "in-process batch prediction of the test fold (median over folds; MiniLM includes embedding the "
-             "texts); model size: the saved model (project: skops + vocabulary files; fastText: .bin; MiniLM: the "
+             "texts; project configs with sentence-embedding features read the embeddings from the project's "
+             "cache when fitting, after the first fold computed them, and compute them when predicting); model "
+             "size: the saved model (project: skops + vocabulary files; fastText: .bin; MiniLM: the "
              "transformer's files + the pickled LogReg).", "", "## Systems", ""]
     for entry in document["systems"]:
         m = entry["machine"]
