@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install system-deps train test lint bench bench-serve bench-load bench-peers clean
+.PHONY: install system-deps train test lint bench bench-serve bench-load bench-peers bench-scale clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,12 @@ bench-load: install
 bench-peers: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python experiments/bench_peers.py $(ARGS)
+
+## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
+## peak memory). Long: the 1M in-memory run needs ~10 GB and ~15 min. Installs the `bench` extra (fastText).
+bench-scale: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python experiments/bench_scale.py --sizes 100000,1000000 --runs 3 --in-memory-runs 1 $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

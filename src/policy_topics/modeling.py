@@ -35,7 +35,13 @@ def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> TfidfVectorizer:
 def build_features(features: Mapping[str, Any]) -> Any:
     """Word TF-IDF, or a feature union of the enabled blocks: word TF-IDF, char TF-IDF
     (``features.char.enabled``) and sentence embeddings (``features.embeddings.enabled``, the optional
-    ``embeddings`` extra). A block's ``weight`` (default 1) multiplies its columns in the union."""
+    ``embeddings`` extra). A block's ``weight`` (default 1) multiplies its columns in the union. With
+    ``features.kind: hashing``, the word and char blocks hashed (no vocabulary; see
+    :mod:`policy_topics.streaming`)."""
+    from policy_topics.streaming import build_hashing_features, is_hashing
+
+    if is_hashing(features):
+        return build_hashing_features(features)
     word = _vectorizer(features["word"], "word")
     blocks: list[tuple[str, Any]] = [("word", word)]
     weights = {"word": float(features["word"].get("weight", 1.0))}
@@ -106,8 +112,9 @@ def check_parameters(pipeline: Pipeline) -> None:
     from sklearn.utils._param_validation import InvalidParameterError
 
     features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
-    steps = [features, *(t for _, t in getattr(features, "transformer_list", [])), classifier,
-             getattr(classifier, "estimator", None)]
+    blocks = [t for _, t in getattr(features, "transformer_list", [])]
+    blocks += [s for b in blocks if isinstance(b, Pipeline) for _, s in b.steps]
+    steps = [features, *blocks, classifier, getattr(classifier, "estimator", None)]
     for step in steps:
         if not hasattr(step, "_parameter_constraints"):
             continue
@@ -168,11 +175,23 @@ def class_weights(classifier: BaseEstimator) -> np.ndarray:
     raise TypeError(f"{type(classifier).__name__} exposes no per-class feature weights")
 
 
-def top_ngrams(pipeline: Pipeline, k: int) -> dict[int, list[tuple[str, float]]]:
-    """The ``k`` highest-weighted n-grams of each topic (code -> [(ngram, weight)])."""
-    names = pipeline.named_steps["features"].get_feature_names_out()
+def top_ngrams(pipeline: Pipeline, k: int, texts: Sequence[str] = ()) -> dict[int, list[tuple[str, float]]]:
+    """The ``k`` highest-weighted n-grams of each topic (code -> [(ngram, weight)]).
+
+    A hashing model has no vocabulary: its columns are named by the n-grams of ``texts`` (a sample of the
+    corpus) that hash to them, and only named columns are ranked."""
+    from policy_topics.streaming import hashed_ngrams, hashing_blocks
+
+    features = pipeline.named_steps["features"]
     classifier = pipeline.named_steps["classifier"]
     weights = class_weights(classifier)
+    if hashing_blocks(features) is not None:
+        named = hashed_ngrams(features, texts)
+        columns = np.fromiter(named, dtype=np.int64, count=len(named))
+        names = np.array([named[c] for c in columns.tolist()], dtype=object)
+        weights = weights[:, columns]
+    else:
+        names = features.get_feature_names_out()
     result: dict[int, list[tuple[str, float]]] = {}
     for row, code in enumerate(classifier.classes_):
         best = np.argsort(weights[row])[::-1][:k]

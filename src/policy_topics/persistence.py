@@ -69,7 +69,12 @@ def digest(folder: Path) -> str:
 def _check_structure(model: Pipeline, path: Path) -> None:
     """Trusted types can still carry callables (e.g. a vectorizer's ``preprocessor``), which would run on
     every text: this project's pipelines have none."""
-    for name, vec in _vectorizers(model).items():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    hashers = {f"{name}.{step_name}": step for name, block in getattr(model.named_steps["features"],
+               "transformer_list", []) for step_name, step in getattr(block, "steps", [])
+               if isinstance(step, HashingVectorizer)}
+    for name, vec in {**_vectorizers(model), **hashers}.items():
         for attribute in ("preprocessor", "tokenizer", "analyzer"):
             value = getattr(vec, attribute, None)
             if value is not None and not isinstance(value, str):

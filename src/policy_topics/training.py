@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from policy_topics.evaluation import SplitEvaluation
 
 log = logging.getLogger(__name__)
+_NGRAM_SAMPLE = 20_000
 
 
 @dataclass
@@ -84,8 +85,10 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
     options.check_folds(pd.concat(prepared.splits.values())["label"])
 
     from policy_topics.modeling import build_pipeline, check_parameters
+    from policy_topics.streaming import check_config
     from policy_topics.tracking import start_run
 
+    check_config(container["features"], container["model"], container["evaluation"])
     smallest = int(prepared.splits["train"]["label"].value_counts().min())
     check_parameters(build_pipeline(container["features"], container["model"], smallest))
 
@@ -138,13 +141,19 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         tracking.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
                            prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
 
+    from policy_topics import streaming
+
     cv = None
     if options.cv_folds:
         pipeline, evaluations, cv = diagnostics.cross_validate_and_fit(container, prepared.splits, options, stages)
+    elif streaming.is_streaming(container["model"]):
+        files = {name: prepared.path / f"{name}.parquet" for name in prepared.splits}
+        pipeline, evaluations = streaming.fit_and_evaluate(container, files, stages, prepared.topics)
     else:
         pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
     with stages.stage("top n-grams"):
-        ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"])))
+        sample = train["text"].head(_NGRAM_SAMPLE).tolist()  # names the columns of a hashing model
+        ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"]), sample))
 
     import mlflow
 
