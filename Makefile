@@ -42,11 +42,12 @@ bench-serve: install
 bench-load: install
 	$(BIN)/python experiments/bench_load.py
 
-## The project's configs against fastText and MiniLM embeddings on issue 7's folds (needs the data mirror);
-## writes experiments/results/peers.{json,md}. ARGS="--presets NAME,..." adds conf/experiment presets.
+## The project's default and presets against fastText and MiniLM embeddings on issue 7's folds (needs the
+## data mirror); rewrites experiments/results/peers.{json,md}. PEER_PRESETS=NAME,... picks the presets.
+PEER_PRESETS ?= uscongress_best,uscongress_tfidf,nytimes_tfidf,uscongress_tfidf_minilm,nytimes_tfidf_minilm
 bench-peers: install
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python experiments/bench_peers.py $(ARGS)
+	$(BIN)/python experiments/bench_peers.py --presets $(PEER_PRESETS) $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
 ## peak memory). Long: the 1M in-memory run needs ~10 GB and ~15 min. Installs the `bench` extra (fastText).
