@@ -5,6 +5,7 @@ project-config system (for real, on a small slice) and the results files. The pe
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def test_unknown_preset_and_missing_library_are_one_line_errors() -> None:
 def test_bench_command_writes_the_results_files(mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(peers.MIRROR_ENV, str(mirror))
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.setenv(name, os.environ.get(name, "1" if name != "TRANSFORMERS_VERBOSITY" else "error"))
     bench_peers.main(["--systems", "project", "--datasets", "uscongress", "--rows", "800", "--out", str(tmp_path)])
     document = json.loads((tmp_path / "peers.json").read_text())
     assert [e["name"] for e in document["systems"]] == ["project: default"]
