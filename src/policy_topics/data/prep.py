@@ -100,7 +100,7 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
     if bad.any():
         first = int(bad.idxmax())
         raise LabelError(
-            f"{source_name}: label '{raw_labels[first]}' (row {first + 1}) is neither a CAP code nor a topic "
+            f"{source_name}: label {str(raw_labels[first])!r} (row {first + 1}) is neither a CAP code nor a topic "
             f"name ({int(bad.sum())} such rows); map the labels to CAP codes, or pick another data.label_column"
         )
     out = pd.DataFrame({"text": texts, "label": labels})
