@@ -19,9 +19,11 @@ WORDS = {
     16: "defense navy army shipbuilding missile veterans troops base",
     10: "highway transit rail airport bridges roads trucking aviation",
 }
-FEATURES = {"kind": "hashing", "n_features": 2**12, "idf": True,
-            "word": {"ngram_range": [1, 2], "sublinear_tf": True, "lowercase": True, "strip_accents": "unicode"},
-            "char": {"enabled": True, "analyzer": "char_wb", "ngram_range": [2, 4], "sublinear_tf": True}}
+FEATURES = {"kind": "hashing", "idf": True,
+            "word": {"n_features": 2**12, "ngram_range": [1, 2], "sublinear_tf": True, "lowercase": True,
+                     "strip_accents": "unicode"},
+            "char": {"enabled": True, "analyzer": "char_wb", "n_features": 2**10, "ngram_range": [2, 4],
+                     "sublinear_tf": True}}
 
 
 def model(**stream) -> dict:
@@ -88,6 +90,10 @@ def test_same_model_whatever_the_number_of_hashing_processes(parquet):
     one = streaming.fit_stream(FEATURES, model(workers=1), [parquet], seed=3).pipeline
     two = streaming.fit_stream(FEATURES, model(workers=2), [parquet], seed=3).pipeline
     np.testing.assert_array_equal(one.named_steps["classifier"].coef_, two.named_steps["classifier"].coef_)
+    # The hashing pool is the stream's own: joblib's process pool (scikit-learn n_jobs) still works after it.
+    from joblib import Parallel, delayed
+
+    assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(i) for i in (-1, -2)) == [1, 2]
 
 
 def test_epochs_are_cut_to_the_document_budget():
