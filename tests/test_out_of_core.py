@@ -181,13 +181,11 @@ def test_train_out_of_core_logs_a_model_that_loads_and_predicts(home):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("override", "message"), [
-    ("model.stream.batch_size=0", "error: model.stream.batch_size=0 must be at least 1"),
-    ("model.estimator.loss=hinge", "error: model.estimator.loss=hinge: streamed training cannot calibrate"),
-])
-def test_train_out_of_core_bad_settings_fail_before_any_run(home, override, message):
-    result = run_cli(["train", "experiment=out_of_core", override], home)
+def test_train_out_of_core_bad_settings_fail_before_any_run(home):
+    # (the other settings errors go through the same check_config; unit-tested above)
+    result = run_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], home)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith(message), result.stderr
-    assert not (home / "mlruns" / "mlflow.db").exists() or "FINISHED" not in result.stdout
+    assert lines == ["error: model.stream.batch_size=0 must be at least 1, e.g. model.stream.batch_size=20000"], \
+        result.stderr
+    assert not (home / "mlruns").exists()
