@@ -30,6 +30,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,11 +123,17 @@ def check_config(features: Mapping[str, Any], model: Mapping[str, Any], evaluati
 # --- features ------------------------------------------------------------------------------------
 
 
-def _block(settings: Mapping[str, Any], analyzer: str, n_features: int, idf: bool) -> Pipeline:
+def _block(settings: Mapping[str, Any], analyzer: str, group: str, idf: bool) -> Pipeline:
     kwargs = {key: settings[key] for key in _HASH_KEYS if key in settings}
     kwargs["analyzer"] = kwargs.get("analyzer", analyzer)
     kwargs["ngram_range"] = tuple(kwargs.get("ngram_range", (1, 1)))
-    kwargs["n_features"] = int(kwargs.get("n_features", n_features))
+    try:
+        kwargs["n_features"] = int(kwargs.get("n_features", 2**18))
+        if kwargs["n_features"] < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"features.{group}.n_features={kwargs.get('n_features')!r} must be a positive number "
+                          "of hashed columns, e.g. 262144") from None
     return Pipeline([
         ("hash", HashingVectorizer(**kwargs, alternate_sign=False, norm=None, dtype=np.float32)),
         ("tfidf", TfidfTransformer(use_idf=idf, sublinear_tf=bool(settings.get("sublinear_tf", True)), norm="l2")),
@@ -136,13 +143,11 @@ def _block(settings: Mapping[str, Any], analyzer: str, n_features: int, idf: boo
 def build_hashing_features(features: Mapping[str, Any]) -> FeatureUnion:
     """Hashed word n-grams (and ``char_wb`` n-grams when ``features.char.enabled``), each block with its
     own tf-idf and l2 norm, side by side as in the TF-IDF path."""
-    n_features, idf = int(features.get("n_features", 2**18)), bool(features.get("idf", True))
-    if n_features < 1:
-        raise ConfigError(f"features.n_features={n_features} must be a positive number of columns, e.g. 262144")
-    blocks = [("word", _block(features["word"], "word", n_features, idf))]
+    idf = bool(features.get("idf", True))
+    blocks = [("word", _block(features["word"], "word", "word", idf))]
     char = features.get("char")
     if char and char.get("enabled"):
-        blocks.append(("char", _block(char, "char_wb", n_features, idf)))
+        blocks.append(("char", _block(char, "char_wb", "char", idf)))
     return FeatureUnion(blocks)
 
 
@@ -275,22 +280,31 @@ class HashedSplit:
         return np.concatenate(self.labels) if self.labels else np.zeros(0, dtype=np.int64)
 
 
-def _executor(workers: int) -> Any:
-    from joblib.externals.loky import get_reusable_executor
+@contextmanager
+def hashing_processes(settings: StreamSettings) -> Iterator[Any]:
+    """Worker processes for the hashing pass (None for ``workers: 1``). A pool of its own, shut down at the
+    end: joblib's process-wide reusable pool (used by scikit-learn's ``n_jobs``) must not be shared."""
+    if settings.workers <= 1:
+        yield None
+        return
+    from joblib.externals.loky import ProcessPoolExecutor
 
-    return get_reusable_executor(max_workers=workers, timeout=120)
+    executor = ProcessPoolExecutor(max_workers=settings.workers)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def hash_split(name: str, source: Source, blocks: Any, settings: StreamSettings, folder: Path,
-               keep_texts: bool = False) -> HashedSplit:
-    """Hash ``source`` batch by batch into ``folder`` (``settings.workers`` processes, at most two batches
-    in flight per worker, so memory stays bounded however long the source is)."""
+               keep_texts: bool = False, executor: Any = None) -> HashedSplit:
+    """Hash ``source`` batch by batch into ``folder`` (in ``executor``'s processes when given, at most two
+    batches in flight per worker, so memory stays bounded however long the source is)."""
     start = time.perf_counter()
     result = HashedSplit(name, texts=[] if keep_texts else None)
     width = sum(hasher.n_features for _, hasher, _ in blocks)
     result.doc_freq = np.zeros(width, dtype=np.int64)
     pending: list[Future] = []
-    executor = _executor(settings.workers) if settings.workers > 1 else None
 
     def collect(future_or_df: Any) -> None:
         df = future_or_df.result() if isinstance(future_or_df, Future) else future_or_df
@@ -425,9 +439,10 @@ def fit_stream(features: Mapping[str, Any], model: Mapping[str, Any], sources: S
     settings = StreamSettings.from_config(model.get("stream") or {}, seed)
     check_config(features, {**model, "stream": model.get("stream") or {"batch_size": settings.batch_size}}, {})
     blocks = _blocks_for(features)
-    with Workspace(settings) as folder:
+    with Workspace(settings) as folder, hashing_processes(settings) as executor:
         start = time.perf_counter()
-        parts = [hash_split(f"part{i}", source, blocks, settings, folder) for i, source in enumerate(sources)]
+        parts = [hash_split(f"part{i}", source, blocks, settings, folder, executor=executor)
+                 for i, source in enumerate(sources)]
         hashed = time.perf_counter() - start
         pipeline = fit_hashed(features, model, parts, settings, None if classes is None else np.asarray(classes))
         return StreamedFit(pipeline, sum(p.n_docs for p in parts),
@@ -447,8 +462,9 @@ def fit_and_evaluate(container: Mapping[str, Any], split_files: Mapping[str, Pat
     score_test = container.get("evaluate_test", True)
     evaluations = []
     with Workspace(settings) as folder:
-        with stages.stage("hash splits") as note:
-            parts = {name: hash_split(name, path, blocks, settings, folder, keep_texts=name != "train")
+        with stages.stage("hash splits") as note, hashing_processes(settings) as executor:
+            parts = {name: hash_split(name, path, blocks, settings, folder, keep_texts=name != "train",
+                                      executor=executor)
                      for name, path in split_files.items()}
             note["detail"] = ", ".join(f"{name} {p.n_docs:,}" for name, p in parts.items()) + \
                 f" docs in batches of {settings.batch_size:,}, {settings.workers} processes"

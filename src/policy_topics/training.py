@@ -77,7 +77,8 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
 
     from policy_topics.fit_workers import warm_up
 
-    warm_up(container)  # worker processes start while the data is prepared
+    if not container["model"].get("stream"):  # (a streamed fit starts its own hashing processes)
+        warm_up(container)  # worker processes start while the data is prepared
     with stages.stage("prepare data") as note:
         prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
