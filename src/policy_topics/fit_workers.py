@@ -37,9 +37,11 @@ def worker_count(requested: int, fits: int) -> int:
 
 
 def _executor(workers: int) -> Any:
-    from joblib.externals.loky import get_reusable_executor
+    # joblib's own reusable executor, not loky's: both are one process-wide singleton, and one made by
+    # loky directly breaks a later ``Parallel(backend="loky")`` in the same process.
+    from joblib.executor import get_memmapping_executor
 
-    return get_reusable_executor(max_workers=workers, timeout=_IDLE_TIMEOUT_S)
+    return get_memmapping_executor(workers, timeout=_IDLE_TIMEOUT_S)
 
 
 def _import_fitting_code() -> None:
