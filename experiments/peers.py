@@ -15,7 +15,6 @@ the results files hold aggregate figures only.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
+from policy_topics.data.sources import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_ENV = "POLICY_TOPICS_DATA_MIRROR"
@@ -82,14 +83,6 @@ def data_config(name: str) -> dict[str, Any]:
 
     cfg = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
     return {k: cfg[k] for k in ("path", "sha256", "delimiter", "encoding", "text_column", "label_column")}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_raw(name: str, mirror: Path | None = None) -> Corpus:
