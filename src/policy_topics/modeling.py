@@ -15,21 +15,21 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from policy_topics.errors import ConfigError
+from policy_topics.vectorizers import FastTfidfVectorizer
 
 _VECTORIZER_KEYS = ("ngram_range", "min_df", "max_df", "max_features", "sublinear_tf", "lowercase",
                     "strip_accents", "analyzer", "stop_words", "token_pattern", "binary")
 
 
-def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> TfidfVectorizer:
+def _vectorizer(settings: Mapping[str, Any], analyzer: str) -> FastTfidfVectorizer:
     kwargs = {key: settings[key] for key in _VECTORIZER_KEYS if key in settings and key != "enabled"}
     kwargs["analyzer"] = kwargs.get("analyzer", analyzer)
     kwargs["ngram_range"] = tuple(kwargs.get("ngram_range", (1, 1)))
     kwargs["dtype"] = np.float32
-    return TfidfVectorizer(**kwargs)
+    return FastTfidfVectorizer(**kwargs)
 
 
 def build_features(features: Mapping[str, Any]) -> Any:

@@ -24,7 +24,9 @@ from policy_topics.errors import PolicyTopicsError
 
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
 # This project's own estimator classes: plain parameters, no callables (checked in _check_structure).
-TRUSTED_NAMES = frozenset({"builtins.slice", "policy_topics.embeddings.SentenceEmbeddings"})
+TRUSTED_NAMES = frozenset({"builtins.slice", "policy_topics.embeddings.SentenceEmbeddings",
+                           "policy_topics.vectorizers.FastTfidfVectorizer",
+                           "policy_topics.vectorizers.FastHashingVectorizer"})
 MODEL_FILE = "pipeline.skops"
 VOCABULARY_FILE = "vocabularies.json"
 

@@ -41,6 +41,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from policy_topics.errors import ConfigError, DataFormatError, DataSourceError
+from policy_topics.vectorizers import FastHashingVectorizer
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def _block(settings: Mapping[str, Any], analyzer: str, group: str, idf: bool) ->
         raise ConfigError(f"features.{group}.n_features={kwargs.get('n_features')!r} must be a positive number "
                           "of hashed columns, e.g. 262144") from None
     return Pipeline([
-        ("hash", HashingVectorizer(**kwargs, alternate_sign=False, norm=None, dtype=np.float32)),
+        ("hash", FastHashingVectorizer(**kwargs, alternate_sign=False, norm=None, dtype=np.float32)),
         ("tfidf", TfidfTransformer(use_idf=idf, sublinear_tf=bool(settings.get("sublinear_tf", True)), norm="l2")),
     ])
 
