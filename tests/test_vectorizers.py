@@ -73,3 +73,8 @@ def test_fast_hashing_vectorizer_matches_scikit_learn_for_char_wb(corpus, settin
 def test_fast_hashing_vectorizer_refuses_a_lone_string_as_scikit_learn_does():
     with pytest.raises(ValueError, match="Iterable over raw text documents expected"):
         FastHashingVectorizer(analyzer="char_wb").transform("one text")
+
+
+def test_fast_hashing_vectorizer_gives_empty_rows_for_texts_without_words():
+    empty = FastHashingVectorizer(analyzer="char_wb", alternate_sign=False).transform(["", "  \t"])
+    assert empty.shape == (2, 2**20) and empty.nnz == 0

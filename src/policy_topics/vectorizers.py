@@ -107,7 +107,8 @@ class FastHashingVectorizer(HashingVectorizer):
             return super().transform(X)  # (scikit-learn refuses a lone string with its own message)
         self._validate_ngram_range()
         words, by_word = _words_by_document(self, X, self.dtype)
-        hashed = self._get_hasher().transform(self._char_wb_ngrams(w) for w in words)
+        hashed = (self._get_hasher().transform(self._char_wb_ngrams(w) for w in words) if words  # (no words:
+                  else sparse.csr_array((0, self.n_features), dtype=self.dtype))  # FeatureHasher refuses none)
         counts = _canonical(by_word @ hashed, self.dtype)
         if self.binary:
             counts.data.fill(1)

@@ -55,7 +55,7 @@ def parse_label(value: Any) -> int | None:
         number = float(text)
     except ValueError:
         return taxonomy.code_for_name(text)
-    if number.is_integer():
+    if number.is_integer() and abs(number) < 2**31:  # ("1E100" is a number, but no topic code)
         return int(number)
     return None
 
