@@ -10,7 +10,7 @@ corpus, its feature matrix or a vocabulary in memory:
    documents per topic (for ``class_weight: balanced``, which ``partial_fit`` does not do itself).
 2. **Epochs over the cached counts.** Each epoch visits the cached batches in a seeded random order,
    shuffles the rows of each, applies tf-idf (sublinear tf, idf from step 1, l2 norm per block) and calls
-   :meth:`SGDClassifier.partial_fit` with the fixed list of topics. Hashing (the slow, pure-Python part)
+   :meth:`SGDClassifier.partial_fit` with the fixed list of topics. Hashing (the Python-bound part)
    happens once, not once per epoch.
 3. **Scoring batch by batch** from the cache: the same metrics and artifacts as the in-memory path.
 
