@@ -159,3 +159,15 @@ def test_a_model_that_is_not_the_projects_own_is_refused(demo_store, tmp_path):
     result = run_cli(["predict", "--model", "models:/foreign/1", "farm bill"], home)
     assert result.returncode == 2 and "is not a policy-topics model" in result.stderr, result.stderr
     assert info.model_uri
+
+
+def test_loading_skops_does_not_import_torch_and_trusts_the_same_scikit_learn_types():
+    pytest.importorskip("torch")  # the case that matters: torch installed (the embeddings extra)
+    probe = ("import sys, json; {imp}; import skops.io._trusted_types as t; "
+             "print(json.dumps([sorted(t.SKLEARN_ESTIMATOR_TYPE_NAMES), 'torch' in sys.modules]))")
+    ours, plain = (subprocess.run([sys.executable, "-c", probe.format(imp=imp)], capture_output=True, text=True,
+                                  check=True).stdout
+                   for imp in ("from policy_topics.persistence import _skops_io; _skops_io()", "import skops.io"))
+    (our_types, our_torch), (plain_types, plain_torch) = json.loads(ours), json.loads(plain)
+    assert our_types == plain_types and len(our_types) > 100
+    assert plain_torch and not our_torch

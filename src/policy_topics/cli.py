@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -357,6 +358,22 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
 }
 
 
+def _exit_without_teardown() -> None:
+    """End a finished training command without the interpreter's teardown: freeing the thousands of
+    modules a run loads (MLflow, scikit-learn, pandas, matplotlib, SQLAlchemy...) took 1.3 s, and waiting
+    for the idle fit workers 0.7 s. Everything is written and committed by now; the worker processes
+    are stopped and the exit handlers run first, as on a normal exit."""
+    import atexit
+
+    from policy_topics.fit_workers import stop_workers
+
+    stop_workers()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -370,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     if args[0] == "train":
         command(args[1:])
+        single_run = not any(a in ("-m", "--multirun") or a.startswith("hydra.mode") for a in args)
+        if argv is None and single_run:  # the console command (a sweep's launchers keep their own exit)
+            _exit_without_teardown()
         return
     _configure_logging()
     try:

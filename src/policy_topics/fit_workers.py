@@ -36,12 +36,24 @@ def worker_count(requested: int, fits: int) -> int:
     return max(1, min(int(requested), available_cores(), fits))
 
 
+_started: list[Any] = []  # the executor, once this process has started one
+
+
 def _executor(workers: int) -> Any:
     # joblib's own reusable executor, not loky's: both are one process-wide singleton, and one made by
     # loky directly breaks a later ``Parallel(backend="loky")`` in the same process.
     from joblib.executor import get_memmapping_executor
 
-    return get_memmapping_executor(workers, timeout=_IDLE_TIMEOUT_S)
+    executor = get_memmapping_executor(workers, timeout=_IDLE_TIMEOUT_S)
+    _started[:] = [executor]
+    return executor
+
+
+def stop_workers() -> None:
+    """Stop the worker processes now (the command is done with them); a later fit starts new ones."""
+    for executor in _started:
+        executor.shutdown(wait=True, kill_workers=True)
+    _started.clear()
 
 
 def _import_fitting_code() -> None:

@@ -13,9 +13,12 @@ lists of terms (index = position) they are small, fast, and still data only.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
@@ -84,8 +87,37 @@ def _check_structure(model: Pipeline, path: Path) -> None:
                                      "only load models trained by policy-topics")
 
 
+_ARRAY_API_TORCH = "sklearn.externals.array_api_compat.torch"
+
+
+class _HideArrayApiTorch:
+    """Import hook that makes scikit-learn's array-API shim for torch look absent."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if name == _ARRAY_API_TORCH:
+            raise ModuleNotFoundError(f"{name} hidden while skops is imported", name=name)
+        return None
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without importing torch.
+
+    skops lists scikit-learn's types with ``sklearn.utils.all_estimators()``, which imports every
+    scikit-learn package on its way, the array-API shim for torch among them, and that imports torch
+    whenever it is installed (as with the ``embeddings`` extra): 1.5-2 s more for every save and load,
+    and a slower exit. The shim holds no estimator, so hiding it leaves skops' list unchanged (tested)."""
+    if "skops.io" not in sys.modules:
+        hide = _HideArrayApiTorch()
+        sys.meta_path.insert(0, hide)  # type: ignore[arg-type]
+        try:
+            import skops.io  # noqa: F401
+        finally:
+            sys.meta_path.remove(hide)  # type: ignore[arg-type]
+    return sys.modules["skops.io"]
+
+
 def save_pipeline(pipeline: Pipeline, folder: Path) -> None:
-    import skops.io as sio
+    sio = _skops_io()
 
     folder.mkdir(parents=True, exist_ok=True)
     with _vocabularies_detached(pipeline) as terms:
@@ -95,7 +127,7 @@ def save_pipeline(pipeline: Pipeline, folder: Path) -> None:
 
 def load_pipeline(folder: Path) -> Pipeline:
     """Load a pipeline saved by :func:`save_pipeline`, refusing types outside the trusted set."""
-    import skops.io as sio
+    sio = _skops_io()
 
     path = folder / MODEL_FILE
     try:
