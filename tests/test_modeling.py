@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 from omegaconf import OmegaConf
+from scipy import sparse
 
 from policy_topics.errors import ConfigError
 from policy_topics.evaluation import evaluate_split, ngram_table
@@ -93,10 +94,13 @@ def test_the_fast_predictor_matches_the_scikit_learn_pipeline(demo, features, op
     pipeline.fit(demo["text"].tolist()[:600], demo["label"].to_numpy()[:600])
     texts = [*demo["text"].tolist()[600:700], "Ünïcode café policy, policy, policy!", "zzzz qqqq", "a"]
     predictor = TopicPredictor(pipeline)
-    assert predictor._vectorize is not None  # the fast path is taken
-    fast, reference = predictor.transform(texts), pipeline.named_steps["features"].transform(texts)
-    np.testing.assert_allclose(fast.toarray(), reference.toarray(), atol=1e-6)
+    assert predictor._vectorize is not None  # the fast path for requests is taken
+    reference = pipeline.named_steps["features"].transform(texts)
+    for features in (predictor._vectorize.transform(texts), predictor.transform(texts),  # request path, batch
+                     sparse.vstack([predictor.transform(texts[i:i + 5]) for i in range(0, len(texts), 5)])):
+        np.testing.assert_allclose(features.toarray(), reference.toarray(), atol=1e-6)
     np.testing.assert_allclose(predictor.predict_proba(texts), pipeline.predict_proba(texts), atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba(texts[:3]), pipeline.predict_proba(texts[:3]), atol=1e-6)
 
 
 def test_fits_in_worker_processes_give_the_same_models_as_fits_in_this_process(demo):
