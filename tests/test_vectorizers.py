@@ -29,6 +29,13 @@ SETTINGS = [
 ]
 
 
+def assert_same_matrix(ours, theirs) -> None:
+    assert type(ours) is type(theirs) and ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours.indptr, theirs.indptr)
+    np.testing.assert_array_equal(ours.indices, theirs.indices)
+    np.testing.assert_allclose(ours.data, theirs.data, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[str], list[str]]:
     texts = pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv")["text"].tolist()
@@ -42,11 +49,8 @@ def test_fast_vectorizer_matches_scikit_learn_on_fit_and_transform(corpus, setti
     fitted = ours.fit_transform(train), theirs.fit_transform(train)
     assert ours.vocabulary_ == theirs.vocabulary_
     np.testing.assert_array_equal(ours.idf_, theirs.idf_)
-    for a, b in (fitted, (ours.transform(new), theirs.transform(new))):
-        assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(a.indptr, b.indptr)
-        np.testing.assert_array_equal(a.indices, b.indices)
-        np.testing.assert_allclose(a.data, b.data, rtol=1e-6)
+    assert_same_matrix(*fitted)
+    assert_same_matrix(ours.transform(new), theirs.transform(new))
 
 
 def test_fast_vectorizer_refuses_an_empty_vocabulary_as_scikit_learn_does():
@@ -62,12 +66,8 @@ def test_fast_vectorizer_refuses_an_empty_vocabulary_as_scikit_learn_does():
 ], ids=["counts", "binary-l2-collisions", "l1", "alternate-sign"])
 def test_fast_hashing_vectorizer_matches_scikit_learn_for_char_wb(corpus, settings):
     texts = corpus[0] + corpus[1]
-    ours = FastHashingVectorizer(analyzer="char_wb", **settings).fit_transform(texts)
-    theirs = HashingVectorizer(analyzer="char_wb", **settings).fit_transform(texts)
-    assert type(ours) is type(theirs) and ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    np.testing.assert_array_equal(ours.indptr, theirs.indptr)
-    np.testing.assert_array_equal(ours.indices, theirs.indices)
-    np.testing.assert_allclose(ours.data, theirs.data, rtol=1e-6)
+    assert_same_matrix(FastHashingVectorizer(analyzer="char_wb", **settings).fit_transform(texts),
+                       HashingVectorizer(analyzer="char_wb", **settings).fit_transform(texts))
 
 
 def test_fast_hashing_vectorizer_refuses_a_lone_string_as_scikit_learn_does():

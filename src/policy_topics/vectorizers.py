@@ -55,6 +55,15 @@ def _canonical(matrix: Any, dtype: Any) -> sparse.csr_array:
     return matrix
 
 
+def _rows(columns: list[list[int]], width: int, dtype: Any) -> sparse.csr_array:
+    """A count matrix with one row per list of column numbers (repeats summed)."""
+    lengths = np.fromiter(map(len, columns), dtype=np.int64, count=len(columns))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    flat = np.fromiter((c for row in columns for c in row), dtype=np.int64, count=int(indptr[-1]))
+    return _canonical(sparse.csr_array((np.ones(len(flat), dtype=dtype), flat, indptr),
+                                       shape=(len(columns), width)), dtype)
+
+
 class FastTfidfVectorizer(TfidfVectorizer):
     """:class:`TfidfVectorizer` with a faster counting pass (same parameters, same output)."""
 
@@ -88,15 +97,6 @@ class FastTfidfVectorizer(TfidfVectorizer):
         return vocabulary, _align(_canonical(counts, self.dtype))
 
 
-def _rows(columns: list[list[int]], width: int, dtype: Any) -> sparse.csr_array:
-    """A count matrix with one row per list of column numbers (repeats summed)."""
-    lengths = np.fromiter(map(len, columns), dtype=np.int64, count=len(columns))
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    flat = np.fromiter((c for row in columns for c in row), dtype=np.int64, count=int(indptr[-1]))
-    return _canonical(sparse.csr_array((np.ones(len(flat), dtype=dtype), flat, indptr),
-                                       shape=(len(columns), width)), dtype)
-
-
 class FastHashingVectorizer(HashingVectorizer):
     """:class:`HashingVectorizer` that hashes the ``char_wb`` n-grams of each distinct word once (same
     parameters, same output). Other analyzers, and ``alternate_sign`` (whose signed sums can cancel to
@@ -117,4 +117,3 @@ class FastHashingVectorizer(HashingVectorizer):
 
             counts = normalize(counts, norm=self.norm, copy=False)
         return _align(counts)
-
