@@ -80,7 +80,7 @@ def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_lan
     processes.append(train_process(home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                    "seed=10,11"))
     outcomes = [(p.wait(timeout=900), p.stderr.read()) for p in processes]
-    assert [code for code, _ in outcomes] == [0] * 5, outcomes
+    assert [code for code, _ in outcomes] == [0] * 5, [err.splitlines()[-3:] for _, err in outcomes]
     runs = demo_runs(home)
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len(runs) == 4 + 1 + 2  # four runs, the sweep's parent and its two trials

@@ -266,7 +266,13 @@ class SweepCallback(Callback):
 
     def _open_parent(self, config: DictConfig) -> None:
         from policy_topics import __version__
-        from policy_topics.tracking import check_reachable, experiment_id, git_state, tracking_target
+        from policy_topics.tracking import (
+            check_reachable,
+            experiment_id,
+            git_state,
+            retry_while_locked,
+            tracking_target,
+        )
 
         target = tracking_target(OmegaConf.to_container(config.tracking, resolve=True))  # type: ignore[arg-type]
         check_reachable(target)
@@ -277,8 +283,8 @@ class SweepCallback(Callback):
         tags = {ROLE_TAG: "sweep", "dataset": str(config.data.name), "policy_topics.version": __version__,
                 "policy_topics.sweep_dir": str(Path(str(config.hydra.sweep.dir)).resolve()),
                 OVERRIDES_TAG: json.dumps(list(config.hydra.overrides.task)), **git_state()}
-        run = client.create_run(experiment_id(target), run_name=f"{sweeper} sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                tags=tags)
+        experiment, name = experiment_id(target), f"{sweeper} sweep {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        run = retry_while_locked(lambda: client.create_run(experiment, run_name=name, tags=tags))
         self.parent_run_id = run.info.run_id
         atexit.register(self._abandon)
         params = {"sweeper": sweeper, "launcher": str(choices.get("hydra/launcher") or "basic"), "objective": OBJECTIVE}

@@ -15,14 +15,15 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -202,18 +203,44 @@ def _store_lock(target: TrackingTarget) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+T = TypeVar("T")
+LOCKED_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def retry_while_locked(action: Callable[[], T], delays_s: tuple[float, ...] = LOCKED_RETRY_DELAYS_S) -> T:
+    """Run ``action``, again after each delay while SQLite answers "database is locked".
+
+    SQLite lets one process write at a time; others wait up to their busy timeout (MLflow's sessions:
+    20 s, bare engine connections: 5 s). Many runs logging to one store on a loaded machine can wait
+    longer than that; backing off and trying again lets every run land instead of failing. Other
+    errors are raised at once.
+    """
+    for delay in delays_s:
+        try:
+            return action()
+        except Exception as exc:
+            if "database is locked" not in str(exc):
+                raise
+            time.sleep(delay)
+    return action()
+
+
 def experiment_id(target: TrackingTarget) -> str:
     """The id of the target's experiment, created (with its artifact root) on first use."""
     import mlflow
 
     mlflow.set_tracking_uri(target.uri)
-    try:
+
+    def get_or_create() -> str:
         with _store_lock(target):
             experiment = mlflow.get_experiment_by_name(target.experiment)
             if experiment is not None:
                 return str(experiment.experiment_id)
             location = target.artifact_root.as_uri() if target.artifact_root else None
             return str(mlflow.create_experiment(target.experiment, artifact_location=location))
+
+    try:
+        return retry_while_locked(get_or_create)
     except Exception as exc:
         raise TrackingError(f"cannot use the MLflow store {target.uri}: {exc}") from exc
 
@@ -223,7 +250,8 @@ def start_run(target: TrackingTarget, run_name: str | None) -> Iterator[Any]:
     """Open an MLflow run in the target's experiment; the run ends KILLED on Ctrl-C, FAILED on an error."""
     import mlflow
 
-    run = mlflow.start_run(experiment_id=experiment_id(target), run_name=run_name)
+    experiment = experiment_id(target)
+    run = retry_while_locked(lambda: mlflow.start_run(experiment_id=experiment, run_name=run_name))
     try:
         yield run
     except BaseException as exc:
