@@ -22,10 +22,11 @@ system-deps:
 train: install
 	$(BIN)/policy-topics train $(ARGS)
 
-## Run the whole test suite (unit + end-to-end). Registered datasets come from POLICY_TOPICS_DATA_MIRROR.
+## Run the whole test suite (unit + end-to-end), one process per core, each taking whole test files (their
+## fixtures are built once). Registered datasets come from POLICY_TOPICS_DATA_MIRROR.
 test: install system-deps
 	$(BIN)/ruff check src tests experiments
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q -n auto --dist loadfile $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests experiments
