@@ -72,10 +72,17 @@ def _minilm(weight: float, **tfidf: Any) -> dict[str, Any]:
     return {**tfidf, "embeddings": {"enabled": True, "weight": weight}}
 
 
-GRIDS: dict[str, dict[str, list[dict[str, Any]]]] = {
+GRIDS: dict[str, dict[str, Any]] = {
     "tfidf": {
         "features": [WORD_CHAR_25, WORD_CHAR_16],
         "models": [_ridge(0.3), _ridge(1.0), _svc(0.5), _svc(1.0)],
+    },
+    # Pooled training: the other CAP dataset's rows of the topics this one has join every training fold,
+    # each with the candidate's sample weight (never the test fold's rows: the pool is the other file).
+    "tfidf_pooled": {
+        "pool": "uscongress",
+        "features": [WORD_CHAR_16],
+        "models": [{**_ridge(alpha), "pool_weight": w} for alpha in (0.3, 1.0) for w in (0.1, 0.3, 1.0)],
     },
     "tfidf_minilm": {
         "features": [_minilm(1.5, **WORD_CHAR_25), _minilm(2.5, **WORD_CHAR_25)],
@@ -133,7 +140,17 @@ def model_config(cfg: dict[str, Any], candidate: dict[str, Any]) -> dict[str, An
     model = OmegaConf.to_container(model, resolve=False)
     model["estimator"] = {k: (cfg["seed"] if isinstance(v, str) and "seed" in v else v)
                           for k, v in model["estimator"].items()}
-    return merge(model, {"estimator": candidate.get("estimator", {})})
+    model = merge(model, {"estimator": candidate.get("estimator", {})})
+    return {**model, "pool_weight": candidate["pool_weight"]} if "pool_weight" in candidate else model
+
+
+def pool_rows(dataset: str | None, labels: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+    """The pooled dataset's rows whose topic ``labels`` has (None: no pooling)."""
+    if dataset is None:
+        return None
+    texts, pooled = load_rows(dataset)
+    keep = np.isin(pooled, np.unique(labels))
+    return [t for t, k in zip(texts, keep, strict=True) if k], pooled[keep]
 
 
 def label(features: dict[str, Any], model: dict[str, Any]) -> str:
@@ -142,25 +159,32 @@ def label(features: dict[str, Any], model: dict[str, Any]) -> str:
 
 def score_split(texts: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
                 feature_cfgs: list[dict[str, Any]], model_cfgs: list[dict[str, Any]],
-                pipeline_for: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Fit every candidate on ``train`` rows and score ``test`` rows (features built once per feature set)."""
+                pipeline_for: tuple[int, int] | None = None,
+                pool: tuple[list[str], np.ndarray] | None = None) -> dict[str, Any]:
+    """Fit every candidate on ``train`` rows (and the ``pool`` rows, weighted by the candidate's
+    ``pool_weight``) and score ``test`` rows (features built once per feature set)."""
     from policy_topics.modeling import build_estimator, build_features, fitting, with_probabilities
 
     tr_texts, te_texts = [texts[i] for i in train], [texts[i] for i in test]
+    y_train = labels[train]
+    if pool is not None:
+        tr_texts, y_train = tr_texts + pool[0], np.concatenate([y_train, pool[1]])
     out: dict[str, Any] = {}
     with fitting(1):
         for fi, features in enumerate(feature_cfgs):
             union = build_features(features)
             x_train, x_test = union.fit_transform(tr_texts), union.transform(te_texts)
             for mi, model in enumerate(model_cfgs):
-                estimator = build_estimator(model).fit(x_train, labels[train])
+                weights = None if pool is None else np.r_[np.ones(len(train)),
+                                                          np.full(len(pool[1]), model["pool_weight"])]
+                estimator = build_estimator(model).fit(x_train, y_train, sample_weight=weights)
                 pred = estimator.predict(x_test)
                 out[(fi, mi)] = {"macro_f1": f1_score(labels[test], pred, average="macro"),
                                  "accuracy": accuracy_score(labels[test], pred)}
                 if pipeline_for == (fi, mi):
                     smallest = int(pd.Series(labels[train]).value_counts().min())
                     wrapped = with_probabilities(clone(build_estimator(model)), model.get("calibration", {}), smallest)
-                    wrapped.fit(x_train, labels[train])
+                    wrapped.fit(x_train, y_train, sample_weight=weights)
                     pred = wrapped.classes_[np.argmax(wrapped.predict_proba(x_test), axis=1)]
                     out["pipeline"] = {"macro_f1": f1_score(labels[test], pred, average="macro"),
                                        "accuracy": accuracy_score(labels[test], pred)}
@@ -197,7 +221,8 @@ def run(dataset: str, family: str, jobs: int) -> dict[str, Any]:
     print(f"{dataset}/{family}: {len(cells)} candidates, {len(inner_tasks)} inner + {len(outer)} outer splits",
           flush=True)
     parallel = Parallel(n_jobs=jobs, verbose=0)
-    inner = parallel(delayed(score_split)(texts, labels, tr, te, feature_cfgs, model_cfgs)
+    pool = pool_rows(grid.get("pool"), labels)
+    inner = parallel(delayed(score_split)(texts, labels, tr, te, feature_cfgs, model_cfgs, pool=pool)
                      for _, tr, te in inner_tasks)
     inner_means: list[dict[tuple[int, int], float]] = []
     for o in range(len(outer)):
@@ -205,7 +230,7 @@ def run(dataset: str, family: str, jobs: int) -> dict[str, Any]:
         inner_means.append({c: float(np.mean([s[c]["macro_f1"] for s in scores])) for c in cells})
     chosen = [max(cells, key=lambda c, m=m: m[c]) for m in inner_means]
     print(f"  inner selection done ({time.perf_counter() - started:.0f} s): chosen {chosen}", flush=True)
-    outer_results = parallel(delayed(score_split)(texts, labels, tr, te, feature_cfgs, model_cfgs, chosen[o])
+    outer_results = parallel(delayed(score_split)(texts, labels, tr, te, feature_cfgs, model_cfgs, chosen[o], pool)
                              for o, (tr, te) in enumerate(outer))
     nested = {m: [r[chosen[o]][m] for o, r in enumerate(outer_results)] for m in ("macro_f1", "accuracy")}
     nested_pipeline = {m: [r["pipeline"][m] for r in outer_results] for m in ("macro_f1", "accuracy")}

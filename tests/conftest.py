@@ -91,6 +91,20 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
+def compose(*overrides: str) -> dict:
+    """``conf/train.yaml`` with overrides, resolved, as the train command composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from policy_topics.paths import config_dir, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def files_under(path: Path) -> list[Path]:
     """All files below ``path`` (none if it does not exist)."""
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []

@@ -11,23 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
-from omegaconf import OmegaConf
-
-from policy_topics.paths import config_dir, register_resolvers
+from conftest import REPO, compose
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 WINNING = ["uscongress_tfidf", "nytimes_tfidf", "uscongress_tfidf_minilm", "nytimes_tfidf_minilm"]
-
-
-def compose(*overrides: str) -> dict:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def uses_embeddings(cfg: dict) -> bool:

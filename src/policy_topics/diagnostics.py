@@ -252,9 +252,9 @@ def final_training_rows(container: Mapping[str, Any], splits: Mapping[str, pd.Da
 
 
 def _fit(container: Mapping[str, Any], frame: pd.DataFrame, calibrate: bool | None) -> Any:
-    from policy_topics.fit_workers import fit_one
+    from policy_topics.fit_workers import fit_from_config
 
-    return fit_one(container["features"], container["model"], frame, int(container["blas_threads"]), calibrate)
+    return fit_from_config(container, frame, calibrate)
 
 
 def _twin_on_test(container: Mapping[str, Any], splits: Mapping[str, pd.DataFrame], ev: SplitEvaluation,

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from policy_topics.data.pooling import POOL_ROWS
 from policy_topics.evaluation import SplitEvaluation
 
 _IDLE_TIMEOUT_S = 120
@@ -79,12 +80,18 @@ def warm_up(container: Mapping[str, Any]) -> list[Future]:
 
 
 def fit_one(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame, blas_threads: int,
-            calibrate: bool | None = None) -> Pipeline:
-    """Fit the configured pipeline on ``frame`` with BLAS threads limited."""
+            calibrate: bool | None = None, pool: pd.DataFrame | None = None) -> Pipeline:
+    """Fit the configured pipeline on ``frame`` (and the pooled rows) with BLAS threads limited."""
     from policy_topics.modeling import fit_pipeline, fitting
 
     with fitting(blas_threads):
-        return fit_pipeline(features, model, frame, calibrate)
+        return fit_pipeline(features, model, frame, calibrate, pool)
+
+
+def fit_from_config(container: Mapping[str, Any], frame: pd.DataFrame, calibrate: bool | None = None) -> Pipeline:
+    """:func:`fit_one` with the job's settings, pooled rows included (every fit of a training run)."""
+    return fit_one(container["features"], container["model"], frame, int(container["blas_threads"]), calibrate,
+                   container.get(POOL_ROWS))
 
 
 @dataclass
@@ -110,8 +117,7 @@ def _run_job(container: Mapping[str, Any], job: FitJob, calibrate: bool | None) 
 
     seconds, evaluations = {}, []
     start = time.perf_counter()
-    pipeline = fit_one(container["features"], container["model"], job.frame, int(container["blas_threads"]),
-                       calibrate)
+    pipeline = fit_from_config(container, job.frame, calibrate)
     seconds["fit"] = time.perf_counter() - start
     with fitting(int(container["blas_threads"])):
         for frame, split in job.held_out:
@@ -125,6 +131,7 @@ def run_jobs(container: Mapping[str, Any], jobs: Sequence[FitJob], calibrate: bo
     """Run the jobs; in ``container["fit_processes"]`` worker processes when there are several jobs and
     cores, else one after the other here. Same models and scores either way."""
     settings = {key: container[key] for key in ("features", "model", "blas_threads")}
+    settings[POOL_ROWS] = container.get(POOL_ROWS)
     workers = worker_count(container.get("fit_processes", 1), len(jobs))
     if workers == 1:
         return [_run_job(settings, job, calibrate) for job in jobs]

@@ -72,6 +72,19 @@ def _per_topic(evaluations: list[SplitEvaluation], report: TrainingAnalysis, tra
     return test.rename(columns={"support": f"{evaluations[-1].split} docs"})
 
 
+def _pool_lines(container: Mapping[str, Any]) -> list[str]:
+    """The pooled datasets whose rows joined every fit (see policy_topics.data.pooling)."""
+    from policy_topics.data.pooling import POOL_ROWS
+
+    rows = container.get(POOL_ROWS)
+    if rows is None:
+        return []
+    names = ", ".join(f"{entry['name']} (weight {float(entry.get('weight', 1.0)):g})"
+                      for entry in container["pool"].values())
+    return [f"- Pooled training rows: {len(rows):,} from {names}, of this dataset's topics and none of its "
+            "texts, joined every fit; every score above and below is on this dataset's own splits"]
+
+
 def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitEvaluation], report: TrainingAnalysis,
            pipeline: Any, run_id: str, model_uri: str | None, registered: str | None) -> str:
     """The card as Markdown."""
@@ -102,7 +115,8 @@ def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitE
         + (f" (cross-validation used all {len(train_rows):,})" if report.cv is not None else ""),
         f"- Topics: {len(classes)}; documents per topic in the training data from {int(train_counts.min())} "
         f"({taxonomy.label(int(train_counts.idxmin()))}) to {int(train_counts.max())} "
-        f"({taxonomy.label(int(train_counts.idxmax()))})", "",
+        f"({taxonomy.label(int(train_counts.idxmax()))})",
+        *_pool_lines(container), "",
         "## Model and configuration", "",
         *_config_lines(container, is_calibrated(pipeline)),
         "- Full resolved config: the run's `config.yaml` artifact and params.", "",

@@ -126,10 +126,15 @@ def check_parameters(pipeline: Pipeline) -> None:
 
 
 def fit_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame,
-                 calibrate: bool | None = None) -> Pipeline:
-    """Build and fit the pipeline on a frame with ``text`` and ``label`` columns."""
+                 calibrate: bool | None = None, pool: pd.DataFrame | None = None) -> Pipeline:
+    """Build and fit the pipeline on a frame with ``text`` and ``label`` columns, plus the ``pool`` rows
+    (text, label, weight; see :mod:`policy_topics.data.pooling`) with their sample weights."""
+    params = {}
+    if pool is not None:
+        frame = pd.concat([frame[["text", "label"]].assign(weight=1.0), pool], ignore_index=True)
+        params["classifier__sample_weight"] = frame["weight"].to_numpy()
     pipeline = build_pipeline(features, model, int(frame["label"].value_counts().min()), calibrate)
-    return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy())
+    return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), **params)
 
 
 @contextmanager

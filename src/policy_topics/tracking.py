@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +277,8 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
     """Record what the run is made of: params, config file, dataset inputs, git state."""
     import mlflow
 
-    mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra")}))
+    # (keys starting with "_" are what the job computed, such as the pooled rows, not configuration)
+    mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra") and k[0] != "_"}))
     mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a"})
     mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name})
     mlflow.log_text(config_yaml, "config.yaml")
@@ -287,6 +288,19 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
             dataset = mlflow.data.from_pandas(frame, source=source, name=f"{name}-{split}",
                                               digest=fingerprint, targets="label")
             mlflow.log_input(dataset, context=split)
+
+
+def log_pool(parts: Sequence[Any]) -> None:
+    """Record each pooled dataset (``policy_topics.data.pooling.PoolPart``) as a run input (context
+    "pool") with the number of its rows that joined training."""
+    import mlflow
+
+    for part in parts:
+        prepared = part.prepared
+        mlflow.log_param(f"pool.{part.key}.rows_used", len(part.rows))
+        dataset = mlflow.data.from_pandas(part.rows, source=prepared.source, name=f"{prepared.name}-pool",
+                                          digest=prepared.fingerprint, targets="label")
+        mlflow.log_input(dataset, context="pool")
 
 
 def embedding_requirements(pipeline: Any) -> list[str]:

@@ -86,17 +86,37 @@ def run_training(cfg: DictConfig, emit: Callable[[str], None] = print) -> Traini
     options.check_folds(pd.concat(prepared.splits.values())["label"])
 
     from policy_topics.modeling import build_pipeline, check_parameters
-    from policy_topics.streaming import check_config
-    from policy_topics.tracking import start_run
+    from policy_topics.streaming import check_config, is_streaming
+    from policy_topics.tracking import log_pool, start_run
 
     check_config(container["features"], container["model"], container["evaluation"])
+    pool = _prepare_pool(container, prepared, stages, is_streaming(container["model"]))
     smallest = int(prepared.splits["train"]["label"].value_counts().min())
     check_parameters(build_pipeline(container["features"], container["model"], smallest))
 
     with ExitStack() as stack:
         with stages.stage("start MLflow run"):
             run = stack.enter_context(start_run(target, container["tracking"].get("run_name")))
+        if pool:
+            log_pool(pool)
         return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
+
+
+def _prepare_pool(container: dict[str, Any], prepared: Any, stages: Stages, streaming: bool) -> list[Any]:
+    """Prepare the ``pool`` datasets and hand their rows to every fit (under ``POOL_ROWS``)."""
+    from policy_topics.data.pooling import POOL_ROWS, pooled_rows, prepare_pool
+    from policy_topics.errors import ConfigError
+
+    if not container.get("pool"):
+        return []
+    if streaming:
+        raise ConfigError("pooled datasets (pool.*) cannot join streamed (out-of-core) training; "
+                          "drop the pool.* entries or train in memory")
+    with stages.stage("prepare pool") as note:
+        parts = prepare_pool(container["pool"], container["prep"], container["paths"], prepared)
+        note["detail"] = "; ".join(part.summary for part in parts)
+    container[POOL_ROWS] = pooled_rows(parts)
+    return parts
 
 
 def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
@@ -106,6 +126,7 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
 
     The fit and the refit do not depend on each other: with ``fit_processes`` > 1 each runs, with the
     scoring of its split, in its own worker process, at the same time."""
+    from policy_topics.data.pooling import POOL_ROWS
     from policy_topics.fit_workers import FitJob, run_jobs, worker_count
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
@@ -122,9 +143,11 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
     with stages.stage("fit + evaluate") as note:
         results = run_jobs(container, jobs)
         note["detail"] = f"{workers} processes at once" if workers > 1 else ""
+    pool = container.get(POOL_ROWS)
+    pooled = f" + {len(pool):,} pooled" if pool is not None else ""
     for name, job, result in zip(names, jobs, results, strict=True):
         for step, seconds in result.seconds.items():
-            detail = f"{len(job.frame):,} docs" if step == "fit" else ""
+            detail = f"{len(job.frame):,} docs{pooled}" if step == "fit" else ""
             stages.record(name if step == "fit" else step, seconds, detail)
     pipeline = results[-1].pipeline
     assert pipeline is not None  # the last job keeps its model

@@ -218,8 +218,11 @@ def fingerprint(source_identity: str, read: Mapping[str, Any], prep: Mapping[str
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapping[str, Any]) -> PreparedData:
-    """Resolve, read, clean and split ``data``, or reuse the cached splits of the same fingerprint."""
+def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapping[str, Any],
+                    whole: bool = False) -> PreparedData:
+    """Resolve, read, clean and split ``data``, or reuse the cached splits of the same fingerprint.
+
+    ``whole``: no split and no minimum per topic; every clean row is in ``train`` (a pooled dataset)."""
     if prep["unicode_form"] not in _UNICODE_FORMS:
         raise ConfigError(f"prep.unicode_form must be one of {', '.join(_UNICODE_FORMS)}")
     opts = ReadOptions(
@@ -247,7 +250,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     else:
         raise ConfigError(f"data.source must be file or hub, not '{data['source']}'")
 
-    fp = fingerprint(identity, read_settings, prep)
+    fp = fingerprint(identity, read_settings, {**prep, "whole": True} if whole else prep)
     target = Path(paths["processed_dir"]) / f"{data['name']}-{fp}".replace("/", "_")
     if (target / "manifest.json").is_file():
         manifest = json.loads((target / "manifest.json").read_text())
@@ -258,9 +261,13 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
         frame = read_table(resolved.path, opts)
     report = CleaningReport()
     cleaned = clean(frame, prep["unicode_form"], str(data["unknown_labels"]), source_name, report)
-    cleaned = enforce_topic_sizes(cleaned, int(prep["min_docs_per_topic"]), str(prep["rare_topics"]),
-                                  source_name, report)
-    splits = split(cleaned, float(prep["test_size"]), float(prep["val_size"]), int(prep["seed"]))
+    if whole:
+        splits = {name: cleaned.iloc[: len(cleaned) if name == "train" else 0].reset_index(drop=True)
+                  for name in SPLITS}
+    else:
+        cleaned = enforce_topic_sizes(cleaned, int(prep["min_docs_per_topic"]), str(prep["rare_topics"]),
+                                      source_name, report)
+        splits = split(cleaned, float(prep["test_size"]), float(prep["val_size"]), int(prep["seed"]))
     report_dict = {**report.__dict__, "summary": report.summary(),
                    "splits": {name: len(part) for name, part in splits.items()}}
     manifest = {"name": data["name"], "fingerprint": fp, "source": source, "source_sha256": sha,
