@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose, run_cli
+from conftest import REPO, compose, run_cli
 
 from policy_topics.data.pooling import pooled_rows, prepare_pool
 from policy_topics.data.prep import prepare_dataset
@@ -117,3 +117,20 @@ def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_
         "or train in memory"]
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no run for the refused command
     assert np.isfinite(run.data.metrics["test_macro_f1"])
+
+
+@pytest.mark.e2e
+def test_evaluate_refuses_to_score_a_model_on_the_dataset_it_pooled(tmp_path):
+    half = tmp_path / "half.csv"
+    pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv").iloc[::2].to_csv(half, index=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    trained = run_cli(["train", "data=local", f"data.path={half}", "data.label_column=major", "+data@pool.rest=demo",
+                       "+pool.rest.weight=0.5"], home)
+    assert trained.returncode == 0, trained.stderr
+    assert "rows x 0.5 (dropped 0 of other topics, " in trained.stdout  # the half in the main file is dropped
+    run_id = trained.stdout.split("run id", 1)[1].split()[0]
+    refused = run_cli(["evaluate", "data=demo", f"model_ref={run_id}"], home)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: the model was trained with the rows of demo pooled in (pool.rest of run {run_id}), so none of "
+        "them is held out; evaluate it on another dataset"]

@@ -82,7 +82,7 @@ def _pool_lines(container: Mapping[str, Any]) -> list[str]:
     names = ", ".join(f"{entry['name']} (weight {float(entry.get('weight', 1.0)):g})"
                       for entry in container["pool"].values())
     return [f"- Pooled training rows: {len(rows):,} from {names}, of this dataset's topics and none of its "
-            "texts, joined every fit; every score above and below is on this dataset's own splits"]
+            "texts, joined every fit; every score below is on this dataset's own splits"]
 
 
 def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitEvaluation], report: TrainingAnalysis,

@@ -292,12 +292,15 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
 
 def log_pool(parts: Sequence[Any]) -> None:
     """Record each pooled dataset (``policy_topics.data.pooling.PoolPart``) as a run input (context
-    "pool") with the number of its rows that joined training."""
+    "pool") with the number of its rows that joined training and its source (file sha256, or hub id as
+    ``hub:ID``), by which ``evaluate`` refuses to score the model on rows it was trained on."""
     import mlflow
 
     for part in parts:
         prepared = part.prepared
-        mlflow.log_param(f"pool.{part.key}.rows_used", len(part.rows))
+        identity = prepared.source_sha256 or prepared.source.replace("hf://datasets/", "hub:", 1)
+        mlflow.log_params({f"pool.{part.key}.rows_used": len(part.rows),
+                           f"pool.{part.key}.source_identity": identity})
         dataset = mlflow.data.from_pandas(part.rows, source=prepared.source, name=f"{prepared.name}-pool",
                                           digest=prepared.fingerprint, targets="label")
         mlflow.log_input(dataset, context="pool")
