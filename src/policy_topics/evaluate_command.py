@@ -74,15 +74,14 @@ def choose_rows(prepared: Any, container: Mapping[str, Any], trained: TrainingRu
     from policy_topics.diagnostics import cv_frame
     from policy_topics.tracking import flatten
 
-    identity = prepared.source_sha256 or (f"hub:{container['data'].get('hub_id')}" if container["data"].get("hub_id")
-                                          else None)
+    identity = prepared.source_identity
     pooled = [k.removesuffix(".source_identity") for k, v in trained.params.items()
               if k.startswith("pool.") and k.endswith(".source_identity") and v == identity]
-    if identity is not None and pooled:
+    if pooled:
         raise ConfigError(
             f"the model was trained with the rows of {prepared.name} pooled in ({pooled[0]} of run "
             f"{trained.run_id}), so none of them is held out; evaluate it on another dataset")
-    same_source = identity is not None and identity == trained.source_identity
+    same_source = identity == trained.source_identity
     if not same_source:
         rows = cv_frame(prepared.splits)
         return Rows(rows, "all", False, f"cross-domain: all {len(rows):,} rows of {prepared.name} (the model was "

@@ -298,9 +298,8 @@ def log_pool(parts: Sequence[Any]) -> None:
 
     for part in parts:
         prepared = part.prepared
-        identity = prepared.source_sha256 or prepared.source.replace("hf://datasets/", "hub:", 1)
         mlflow.log_params({f"pool.{part.key}.rows_used": len(part.rows),
-                           f"pool.{part.key}.source_identity": identity})
+                           f"pool.{part.key}.source_identity": prepared.source_identity})
         dataset = mlflow.data.from_pandas(part.rows, source=prepared.source, name=f"{prepared.name}-pool",
                                           digest=prepared.fingerprint, targets="label")
         mlflow.log_input(dataset, context="pool")

@@ -9,6 +9,7 @@ dropped, so no text that is scored is ever trained on. Evaluation stays on the m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,8 @@ def _weight(key: str, entry: Mapping[str, Any]) -> float:
     try:
         weight = float(value)
     except (TypeError, ValueError):
-        weight = float("nan")
-    if not weight > 0 or weight == float("inf"):
+        weight = math.nan
+    if not (weight > 0 and math.isfinite(weight)):
         raise ConfigError(f"pool.{key}.weight must be a number above 0, not {value!r}; e.g. pool.{key}.weight=0.3")
     return weight
 

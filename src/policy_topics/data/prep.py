@@ -206,6 +206,11 @@ class PreparedData:
     reused: bool
 
     @property
+    def source_identity(self) -> str:
+        """What names the source across runs: the file's sha256, or ``hub:ID`` for a Hub dataset."""
+        return self.source_sha256 or self.source.replace("hf://datasets/", "hub:", 1)
+
+    @property
     def topics(self) -> list[int]:
         return sorted(int(c) for c in self.splits["train"]["label"].unique())
 
@@ -262,8 +267,8 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     report = CleaningReport()
     cleaned = clean(frame, prep["unicode_form"], str(data["unknown_labels"]), source_name, report)
     if whole:
-        splits = {name: cleaned.iloc[: len(cleaned) if name == "train" else 0].reset_index(drop=True)
-                  for name in SPLITS}
+        empty = cleaned.iloc[:0]
+        splits = {"train": cleaned.reset_index(drop=True), "validation": empty, "test": empty}
     else:
         cleaned = enforce_topic_sizes(cleaned, int(prep["min_docs_per_topic"]), str(prep["rare_topics"]),
                                       source_name, report)
