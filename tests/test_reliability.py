@@ -4,6 +4,7 @@ and model files that are not the project's own or were changed after training.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -79,11 +80,14 @@ def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_lan
     processes = [train_process(home, f"seed={seed}") for seed in range(4)]
     processes.append(train_process(home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                    "seed=10,11"))
-    outcomes = [(p.wait(timeout=900), p.stderr.read()) for p in processes]
-    assert [code for code, _ in outcomes] == [0] * 5, [err.splitlines()[-3:] for _, err in outcomes]
+    outcomes = [(p.wait(timeout=900), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in outcomes] == [0] * 5, [err.splitlines()[-3:] for _, _, err in outcomes]
     runs = demo_runs(home)
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len(runs) == 4 + 1 + 2  # four runs, the sweep's parent and its two trials
+    reported = {run_id for _, out, _ in outcomes
+                for run_id in re.findall(r"^(?:  run id|sweep: parent run) +([0-9a-f]{32})", out, re.MULTILINE)}
+    assert len(reported) == 4 + 1 + 2  # four runs, the sweep's parent and its two trials
+    assert {r.info.run_id for r in runs} == reported, [(r.info.run_id, r.info.run_name) for r in runs]
     assert len(versions(home)) == 6
 
 

@@ -1,14 +1,16 @@
-"""Many runs on one SQLite store: a write lock held longer than SQLite's busy timeout is waited out."""
+"""Many runs on one SQLite store: a new store is built by one process at a time, and a write lock held
+longer than SQLite's busy timeout is waited out."""
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from policy_topics.tracking import retry_while_locked
+from policy_topics.tracking import retry_while_locked, store_client
 
 
 def hold_write_lock(database: Path, seconds: float) -> threading.Thread:
@@ -72,3 +74,22 @@ def test_other_store_errors_are_not_retried(database):
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         retry_while_locked(broken, delays_s=(0.05, 0.05))
     assert calls == [1]
+
+
+def test_opening_a_new_sqlite_store_waits_for_the_process_that_holds_the_store_lock(tmp_path):
+    # A sweep opens the store with a bare client; were that not under the lock, it could build the tables
+    # at the same time as a training does, which breaks the store.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 (imported now: the wait below is for the lock alone)
+
+    database = tmp_path / "mlruns" / "mlflow.db"
+    database.parent.mkdir()
+    opened: list[object] = []
+    with open(database.parent / ".mlflow.db.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as another process building the store holds it
+        opener = threading.Thread(target=lambda: opened.append(store_client(f"sqlite:///{database}")))
+        opener.start()
+        opener.join(timeout=5)
+        assert opener.is_alive() and not database.exists()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    opener.join(timeout=120)
+    assert opened and [e.name for e in opened[0].search_experiments()] == ["Default"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from policy_topics.errors import PolicyTopicsError
 from policy_topics.paths import home_dir
-from policy_topics.tracking import tracking_target
+from policy_topics.tracking import store_client, tracking_target
 
 CHAMPION = "champion"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -35,7 +35,7 @@ def tracking_client(tracking_uri: str) -> Any:
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return store_client(tracking_uri, registry_uri=tracking_uri)
 
 
 def available(client: Any) -> str:

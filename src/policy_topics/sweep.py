@@ -260,9 +260,9 @@ class SweepCallback(Callback):
     # --- helpers
 
     def _client(self) -> Any:
-        import mlflow
+        from policy_topics.tracking import store_client
 
-        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        return store_client(str(self.tracking_uri))
 
     def _open_parent(self, config: DictConfig) -> None:
         from policy_topics import __version__

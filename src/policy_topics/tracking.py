@@ -181,19 +181,20 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 @contextmanager
-def _store_lock(target: TrackingTarget) -> Iterator[None]:
+def _store_lock(uri: str) -> Iterator[None]:
     """Serialise creating (and migrating) a SQLite store and its experiments across processes.
 
     MLflow builds a new SQLite store's tables on first use; two processes doing that at once break it
-    ("duplicate column name", "table ... already exists"), and two creating one experiment collide. A
-    file lock beside the database makes the first one do it and the others wait. Servers need none.
+    ("duplicate column name", "table ... already exists", or worse, silently), and two creating one
+    experiment collide. A file lock beside the database makes the first one do it and the others wait.
+    Servers need none.
     """
-    if not target.uri.startswith("sqlite:///"):
+    if not uri.startswith("sqlite:///"):
         yield
         return
     import fcntl
 
-    database = Path(target.uri.removeprefix("sqlite:///"))
+    database = Path(uri.removeprefix("sqlite:///"))
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.parent / f".{database.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -201,6 +202,16 @@ def _store_lock(target: TrackingTarget) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def store_client(uri: str, registry_uri: str | None = None) -> Any:
+    """An ``MlflowClient`` on ``uri``. Making one opens (and on a new SQLite file, builds) the store, and
+    MLflow keeps that store for the process: so the first one is made under the store lock, like every
+    other first touch of a store here."""
+    import mlflow
+
+    with _store_lock(uri):
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
 
 
 T = TypeVar("T")
@@ -232,7 +243,7 @@ def experiment_id(target: TrackingTarget) -> str:
     mlflow.set_tracking_uri(target.uri)
 
     def get_or_create() -> str:
-        with _store_lock(target):
+        with _store_lock(target.uri):
             experiment = mlflow.get_experiment_by_name(target.experiment)
             if experiment is not None:
                 return str(experiment.experiment_id)
