@@ -111,11 +111,17 @@ def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_
                         "local-pool": "pool"}
     assert run.data.metrics["test_n_docs"] == len(main.splits["test"])  # scores: the demo's own test split
 
+    folds = run_cli(["train", *pool_args, "+pool.extra.weight=0.5", "evaluation.cv_folds=3",
+                     "tracking.log_model=false"], home)
+    assert folds.returncode == 0, folds.stderr
+    lines = {line.split()[0] + " " + line.split()[1]: line for line in folds.stdout.splitlines() if line.strip()}
+    assert lines["fit 3"].endswith(" docs + 2 pooled each") and " docs + 2 pooled, " in lines["fit on"]
+
     streamed = run_cli(["train", *pool_args, "experiment=out_of_core", "data=demo"], home)
     assert streamed.returncode == 2 and streamed.stderr.strip().splitlines() == [
         "error: pooled datasets (pool.*) cannot join streamed (out-of-core) training; drop the pool.* entries "
         "or train in memory"]
-    assert len(client.search_runs([run.info.experiment_id])) == 1  # no run for the refused command
+    assert len(client.search_runs([run.info.experiment_id])) == 2  # no run for the refused command
     assert np.isfinite(run.data.metrics["test_macro_f1"])
 
 

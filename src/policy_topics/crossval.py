@@ -123,9 +123,10 @@ FitManyFn = Callable[[list[pd.DataFrame], bool | None], list[Pipeline]]
 
 
 def cross_validate(frame: pd.DataFrame, k: int, seed: int, fit_many: FitManyFn, stages: Any,
-                   compare_calibration: bool) -> CrossValidation:
+                   compare_calibration: bool, pooled: str = "") -> CrossValidation:
     """Fit on k-1 folds, score the held-out fold, k times; ``fit_many(frames, calibrate)`` fits one model
-    per frame, possibly at once (``calibrate=None``: as configured; True/False: the calibration twin)."""
+    per frame, possibly at once (``calibrate=None``: as configured; True/False: the calibration twin).
+    ``pooled`` says what joins every fit besides the folds' rows, for the stage line."""
     from policy_topics.modeling import is_calibrated, probabilities
 
     labels = frame["label"].to_numpy()
@@ -135,7 +136,7 @@ def cross_validate(frame: pd.DataFrame, k: int, seed: int, fit_many: FitManyFn, 
     with stages.stage(f"fit {k} folds") as note:
         pipelines = fit_many(trains, None)
         twins = fit_many(trains, not is_calibrated(pipelines[0])) if compare_calibration else None
-        note["detail"] = f"{len(trains[0]):,} docs each" + (", and their calibration twins" if twins else "")
+        note["detail"] = f"{len(trains[0]):,} docs{pooled} each" + (", and their calibration twins" if twins else "")
     proba = np.zeros((len(frame), len(classes)))
     twin = np.zeros_like(proba) if twins else None
     rows, topic_rows = [], []

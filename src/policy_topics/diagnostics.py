@@ -306,15 +306,17 @@ def cross_validate_and_fit(container: Mapping[str, Any], splits: Mapping[str, pd
                                                                              CrossValidation]:
     """k-fold CV on all prepared rows, then the final model fit on all of them."""
     from policy_topics.crossval import cross_validate
+    from policy_topics.data.pooling import pooled_note
     from policy_topics.fit_workers import fit_all
 
     frame = cv_frame(splits)
     def fit_many(frames: list[pd.DataFrame], calibrate: bool | None) -> list[Any]:
         return fit_all(container, frames, calibrate)
 
+    pooled = pooled_note(container)
     cv = cross_validate(frame, options.cv_folds, int(container["seed"]), fit_many, stages,
-                        options.compare_calibration)
+                        options.compare_calibration, pooled)
     with stages.stage("fit on all rows") as note:
         pipeline = _fit(container, frame, None)
-        note["detail"] = f"{len(frame):,} docs, {len(pipeline.classes_)} topics"
+        note["detail"] = f"{len(frame):,} docs{pooled}, {len(pipeline.classes_)} topics"
     return pipeline, [cv.oof], cv

@@ -126,7 +126,7 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
 
     The fit and the refit do not depend on each other: with ``fit_processes`` > 1 each runs, with the
     scoring of its split, in its own worker process, at the same time."""
-    from policy_topics.data.pooling import POOL_ROWS
+    from policy_topics.data.pooling import pooled_note
     from policy_topics.fit_workers import FitJob, run_jobs, worker_count
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
@@ -143,8 +143,7 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
     with stages.stage("fit + evaluate") as note:
         results = run_jobs(container, jobs)
         note["detail"] = f"{workers} processes at once" if workers > 1 else ""
-    pool = container.get(POOL_ROWS)
-    pooled = f" + {len(pool):,} pooled" if pool is not None else ""
+    pooled = pooled_note(container)
     for name, job, result in zip(names, jobs, results, strict=True):
         for step, seconds in result.seconds.items():
             detail = f"{len(job.frame):,} docs{pooled}" if step == "fit" else ""

@@ -75,6 +75,12 @@ def prepare_pool(pool: Mapping[str, Any] | None, prep: Mapping[str, Any], paths:
     return parts
 
 
+def pooled_note(container: Mapping[str, Any]) -> str:
+    """`` + N pooled`` for the stage line of a fit that the pooled rows join, else nothing."""
+    pool = container.get(POOL_ROWS)
+    return f" + {len(pool):,} pooled" if pool is not None else ""
+
+
 def pooled_rows(parts: list[PoolPart]) -> pd.DataFrame | None:
     """All pooled rows (text, label, weight), or None without a pool."""
     return pd.concat([p.rows for p in parts], ignore_index=True) if parts else None
