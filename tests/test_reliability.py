@@ -30,6 +30,12 @@ def demo_runs(home: Path) -> list:
     return client.search_runs([experiment.experiment_id]) if experiment else []
 
 
+def printed_id(prefix: str, output: str) -> str:
+    """The run id a command printed after ``prefix`` at the start of a line ("" when it printed none)."""
+    found = re.search(rf"^{prefix}([0-9a-f]{{32}})", output, re.MULTILINE)
+    return found[1] if found else ""
+
+
 def versions(home: Path, name: str = "policy-topics-demo") -> list[int]:
     return sorted(int(v.version) for v in store_client(home).search_model_versions(f"name='{name}'"))
 
@@ -84,10 +90,14 @@ def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_lan
     assert [code for code, _, _ in outcomes] == [0] * 5, [err.splitlines()[-3:] for _, _, err in outcomes]
     runs = demo_runs(home)
     assert {r.info.status for r in runs} == {"FINISHED"}
-    reported = {run_id for _, out, _ in outcomes
-                for run_id in re.findall(r"^(?:  run id|sweep: parent run) +([0-9a-f]{32})", out, re.MULTILINE)}
-    assert len(reported) == 4 + 1 + 2  # four runs, the sweep's parent and its two trials
-    assert {r.info.run_id for r in runs} == reported, [(r.info.run_id, r.info.run_name) for r in runs]
+    # Every run a process reported is in the store, and nothing else: four runs, the sweep's parent and
+    # its two trials (whose own output may stay in their worker's buffer, so they are found by parent).
+    trainings = {printed_id(r"  run id +", out) for _, out, _ in outcomes[:4]}
+    parent = printed_id("sweep: parent run ", outcomes[4][1])
+    trials = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent}
+    assert len(trainings) == 4 and len(trials) == 2
+    assert {r.info.run_id for r in runs} == trainings | {parent} | trials, [(r.info.run_id, r.info.run_name)
+                                                                           for r in runs]
     assert len(versions(home)) == 6
 
 
