@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install system-deps train test lint bench bench-serve bench-load bench-peers bench-scale clean
+.PHONY: install system-deps train test test-fast lint bench bench-serve bench-load bench-peers bench-scale clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ train: install
 test: install system-deps
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/pytest -q -n auto --dist loadfile $(ARGS)
+
+## The quick loop while changing code: ruff and the unit tests alone (no end-to-end test, no system packages).
+test-fast: install
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e" $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests experiments

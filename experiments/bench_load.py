@@ -6,7 +6,7 @@ serve`, warms it up, records its memory, then loads it with a mix of requests: o
 texts, empty and whitespace texts, unicode with control characters, 20,000-character texts, and a share
 of bad requests (malformed JSON, wrong shapes) that must get 4xx. It prints requests, statuses, 5xx,
 connection errors, latency percentiles and memory after warm-up against memory after the load.
-CI runs a shorter version of the same check (tests/test_load.py).
+CI runs a shorter version of the same check (tests/serving/test_load.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ polled every 50 ms, so the out-of-core path's hashing workers are counted).
 * ``in_memory``: the default features (word + char_wb TF-IDF) with ``model=sgd``, fitted on a DataFrame
   of all N documents, as ``policy-topics train model=sgd`` fits.
 * ``out_of_core``: ``experiment=out_of_core``: Parquet record batches hashed in worker processes,
-  ``SGDClassifier.partial_fit`` over the cached batches (``policy_topics.streaming.fit_stream``).
+  ``SGDClassifier.partial_fit`` over the cached batches (``policy_topics.models.out_of_core.fit_stream``).
 * ``fasttext``: fastText supervised (``pip install -e '.[bench]'``: fasttext-wheel; skipped with a message
   when it is missing), with the settings that did best on these data (lr 1.0, 25 epochs, punctuation split
   off words, 2 threads); the time includes writing its input file.
@@ -88,7 +88,7 @@ def _config(overrides: list[str]) -> dict:
 def work_in_memory(data: Path) -> dict:
     import pandas as pd
 
-    from policy_topics.modeling import fit_pipeline, fitting
+    from policy_topics.models.pipeline import fit_pipeline, fitting
 
     cfg = _config(["model=sgd"])
     start = time.perf_counter()
@@ -99,7 +99,7 @@ def work_in_memory(data: Path) -> dict:
 
 
 def work_out_of_core(data: Path) -> dict:
-    from policy_topics.streaming import StreamSettings, fit_stream
+    from policy_topics.models.out_of_core import StreamSettings, fit_stream
 
     cfg = _config(["experiment=out_of_core"])
     start = time.perf_counter()

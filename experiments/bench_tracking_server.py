@@ -26,7 +26,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from policy_topics.tracking_server import stop_process, wait_until_healthy
+from policy_topics.tracking.server import stop_process, wait_until_healthy
 
 CLI = [sys.executable, "-m", "policy_topics.cli"]
 

@@ -41,9 +41,9 @@ def fit_evaluate_once(overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
     from policy_topics.data.prep import prepare_dataset
-    from policy_topics.fit_workers import warm_up
+    from policy_topics.jobs.fitting import warm_up
+    from policy_topics.jobs.train import Stages, fit_and_evaluate
     from policy_topics.paths import config_dir, register_resolvers
-    from policy_topics.training import Stages, fit_and_evaluate
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -187,7 +187,7 @@ def folder_bytes(folder: Path) -> int:
 
 class ProjectSystem:
     """A project configuration, composed as ``policy-topics train [experiment=NAME]`` composes it, and
-    built with :func:`policy_topics.modeling.build_pipeline` (fit with the configured BLAS threads)."""
+    built with :func:`policy_topics.models.pipeline.build_pipeline` (fit with the configured BLAS threads)."""
 
     def __init__(self, preset: str | None = None, overrides: Sequence[str] = ()) -> None:
         """``preset``: a ``conf/experiment`` name; ``overrides``: Hydra overrides (after the preset); neither:
@@ -210,7 +210,7 @@ class ProjectSystem:
         self.data_name = str(self.cfg["data"]["name"])
 
     def fit(self, texts: list[str], labels: np.ndarray) -> Fitted:
-        from policy_topics.modeling import build_pipeline, fitting
+        from policy_topics.models.pipeline import build_pipeline, fitting
 
         smallest = int(np.unique(labels, return_counts=True)[1].min())
         pipeline = build_pipeline(self.cfg["features"], self.cfg["model"], smallest)
@@ -224,7 +224,7 @@ class ProjectSystem:
     def predict_seconds(self, fitted: Fitted, texts: list[str]) -> float:
         """The project's in-process batch path (TopicPredictor: batch command, server and pyfunc), with any
         sentence-embedding cache turned off so that embeddings are computed, not read."""
-        from policy_topics.prediction import TopicPredictor
+        from policy_topics.models.predictor import TopicPredictor
 
         pipeline = fitted.model
         caches = {k: False for k, v in pipeline.get_params().items() if k.endswith("__cache") and v is True}
@@ -242,7 +242,7 @@ class ProjectSystem:
 
     def size_bytes(self, fitted: Fitted) -> int:
         """The saved model, plus the sentence-embedding model's files when the features use one."""
-        from policy_topics.persistence import save_pipeline
+        from policy_topics.models.persistence import save_pipeline
 
         with tempfile.TemporaryDirectory(prefix="policy-topics-bench-") as tmp:
             save_pipeline(fitted.model, Path(tmp) / "model")

@@ -163,7 +163,8 @@ def score_split(texts: list[str], labels: np.ndarray, train: np.ndarray, test: n
                 pool: tuple[list[str], np.ndarray] | None = None) -> dict[str, Any]:
     """Fit every candidate on ``train`` rows (and the ``pool`` rows, weighted by the candidate's
     ``pool_weight``) and score ``test`` rows (features built once per feature set)."""
-    from policy_topics.modeling import build_estimator, build_features, fitting, with_probabilities
+    from policy_topics.features.build import build_features
+    from policy_topics.models.pipeline import build_estimator, fitting, with_probabilities
 
     tr_texts, te_texts = [texts[i] for i in train], [texts[i] for i in test]
     y_train = labels[train]
@@ -208,7 +209,7 @@ def run(dataset: str, family: str, jobs: int) -> dict[str, Any]:
     cells = [(fi, mi) for fi in range(len(feature_cfgs)) for mi in range(len(model_cfgs))]
     names = {c: label(grid["features"][c[0]], grid["models"][c[1]]) for c in cells}
     if any("embeddings" in f for f in feature_cfgs if f.get("embeddings", {}).get("enabled")):
-        from policy_topics.embeddings import SentenceEmbeddings
+        from policy_topics.features.embeddings import SentenceEmbeddings
 
         SentenceEmbeddings().transform(texts)  # fill the cache once, before the folds read it
 

@@ -187,7 +187,7 @@ def running_server(home: Path, *options: str) -> Iterator[LiveServer]:
 def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
     """Bounded wait for a server process to answer ``url``/health; on failure, the end of its log."""
     from policy_topics.errors import TrackingError
-    from policy_topics.tracking_server import wait_until_healthy
+    from policy_topics.tracking.server import wait_until_healthy
 
     try:
         wait_until_healthy(url, proc, timeout_s)

@@ -33,3 +33,28 @@ class TrackingError(PolicyTopicsError):
     """The MLflow tracking store cannot be reached or used."""
 
     exit_code = 3
+
+
+class MissingExtraError(PolicyTopicsError):
+    """A feature needs an optional extra that is not installed (the message gives the install command)."""
+
+
+class ModelFileError(PolicyTopicsError):
+    """A model file that is not this project's own, or was tampered with."""
+
+
+class ModelNotFoundError(PolicyTopicsError):
+    """The model reference names nothing in the tracking store."""
+
+
+class RunNotFoundError(PolicyTopicsError):
+    """An experiment, sweep, run (or a run's recorded config) or metric that the tracking store does not have."""
+
+
+class RequestError(Exception):
+    """An HTTP request the model server refuses: ``status`` is the response code, the message its body.
+    Not a :class:`PolicyTopicsError`: it ends one request, never the command."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from policy_topics.errors import DataFormatError
+from policy_topics.files import file_format, open_text
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 _BUILDERS = {"csv": "csv", "tsv": "csv", "jsonl": "json", "parquet": "parquet"}
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -35,25 +35,7 @@ class ReadOptions:
 
 
 def infer_format(path: Path, declared: str | None) -> str:
-    if declared:
-        if declared not in FORMATS:
-            raise DataFormatError(f"unknown data.format '{declared}'; use one of: {', '.join(FORMATS)}")
-        return declared
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst"):
-        suffixes = suffixes[:-1]
-    fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
-    if fmt is None:
-        raise DataFormatError(
-            f"cannot tell the format of {path.name} from its name; set data.format to one of: {', '.join(FORMATS)}"
-        )
-    return fmt
-
-
-def _open_text(path: Path, encoding: str):
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")
+    return file_format(path, declared, FORMATS, "data.format")
 
 
 def _delimiter(fmt: str, opts: ReadOptions) -> str:
@@ -63,7 +45,7 @@ def _delimiter(fmt: str, opts: ReadOptions) -> str:
 def csv_header(path: Path, fmt: str, opts: ReadOptions) -> list[str]:
     """The column names of a delimited file, read from its first line only."""
     try:
-        with _open_text(path, opts.encoding) as fh:
+        with open_text(path, opts.encoding) as fh:
             return next(csv.reader(fh, delimiter=_delimiter(fmt, opts)), [])
     except UnicodeDecodeError as exc:
         raise _read_error(path, fmt, opts, exc) from exc

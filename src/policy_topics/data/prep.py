@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import shutil
 import tempfile
@@ -26,8 +25,7 @@ from policy_topics import taxonomy
 from policy_topics.data.loading import ReadOptions, read_hub, read_table
 from policy_topics.data.sources import resolve_file
 from policy_topics.errors import ConfigError, LabelError, PrepError
-
-log = logging.getLogger(__name__)
+from policy_topics.reporting import reporter
 
 # Bump when cleaning or splitting changes, so caches from older code are not reused.
 PREP_VERSION = 1
@@ -120,7 +118,7 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
             )
         if unknown_labels != "warn":
             raise ConfigError(f"data.unknown_labels must be warn or error, not '{unknown_labels}'")
-        log.warning("warning: %s: keeping label codes outside the CAP taxonomy: %s", source_name, listing)
+        reporter().warn(f"{source_name}: keeping label codes outside the CAP taxonomy: {listing}")
         report.unknown_codes_kept = {int(k): int(v) for k, v in unknown.items()}
 
     before = len(out)
@@ -151,8 +149,7 @@ def enforce_topic_sizes(frame: pd.DataFrame, min_docs: int, rare_topics: str, so
     listing = ", ".join(f"{taxonomy.label(int(c))} has {n}" for c, n in rare.items())
     if rare_topics == "drop":
         report.rare_topics_dropped = {int(c): int(n) for c, n in rare.items()}
-        log.warning("warning: %s: dropping topics with fewer than %d documents: %s", source_name,
-                    threshold, listing)
+        reporter().warn(f"{source_name}: dropping topics with fewer than {threshold} documents: {listing}")
         kept = frame[~frame["label"].isin(rare.index)].reset_index(drop=True)
         report.rows_kept = len(kept)
         if kept["label"].nunique() < 2:

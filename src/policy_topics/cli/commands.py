@@ -1,0 +1,220 @@
+"""The argparse commands: predict, serve, promote, models, rerun, leaderboard. Each parses its flags,
+checks them, calls the library and reports through the terminal reporter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from policy_topics.cli.hydra_app import evaluate_task, run_hydra_app, train_task
+from policy_topics.cli.output import fail
+from policy_topics.errors import ConfigError, TrackingError
+from policy_topics.files import write_atomic
+from policy_topics.paths import home_dir
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME "
+                                        "(default: the registered model with the alias 'champion')")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="top probability under which a text is flagged 'uncertain' (default 0.2)")
+
+
+def _probability(value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        fail(f"--threshold must be between 0 and 1, not {value}")
+
+
+def predict_command(args: list[str]) -> None:
+    from policy_topics.serving import batch
+    from policy_topics.tracking.registry import load, resolve
+
+    parser = argparse.ArgumentParser(prog="policy-topics predict", description="Code texts with a logged model.")
+    parser.add_argument("texts", nargs="*", help="texts to code")
+    parser.add_argument("--input", "-i", help="a .txt (one text per line), .csv/.tsv/.jsonl/.parquet file, "
+                                              "a folder of .txt files, or - for stdin")
+    parser.add_argument("--input-format", choices=batch.INPUT_FORMATS)
+    parser.add_argument("--column", default="text", help="text column or field of CSV/TSV/JSONL/Parquet input")
+    parser.add_argument("--encoding", default="utf-8")
+    parser.add_argument("--output", "-o", help="output .csv or .jsonl file (default: JSONL on stdout)")
+    parser.add_argument("--output-format", choices=("csv", "jsonl"))
+    parser.add_argument("--top-k", type=int, default=3, help="how many topics to list per text")
+    parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N n-grams that "
+                        "pushed each decision most")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--no-progress", action="store_true")
+    _model_options(parser)
+    opts = parser.parse_args(args)
+    _probability(opts.threshold)
+    if not opts.texts and opts.input is None:
+        fail("nothing to predict: give texts as arguments, or --input FILE|FOLDER|-")
+    if opts.top_k < 1 or opts.explain < 0 or opts.batch_size < 1:
+        fail("--top-k and --batch-size must be at least 1 and --explain at least 0")
+    fmt = batch.output_format(opts.output, opts.output_format)
+    # Read the first document before loading the model: a wrong column or encoding fails in a moment.
+    documents = batch.started(batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format,
+                                                   opts.encoding))
+    loaded = load(resolve(opts.model), opts.threshold)
+    progress = not opts.no_progress and sys.stderr.isatty()
+    with batch.atomic_output(opts.output) as handle:
+        count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),
+                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress)
+    if opts.output:
+        print(f"{count} predictions from {loaded.metadata['model_uri']} written to {opts.output}", file=sys.stderr)
+
+
+def serve_command(args: list[str]) -> None:
+    from policy_topics.serving.http import Limits, serve
+
+    parser = argparse.ArgumentParser(prog="policy-topics serve", description="Serve a model over HTTP.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--max-texts", type=int, default=1000, help="most texts per request")
+    parser.add_argument("--max-bytes", type=int, default=1_000_000, help="largest request body")
+    _model_options(parser)
+    opts = parser.parse_args(args)
+    _probability(opts.threshold)
+    if opts.workers < 1 or opts.max_texts < 1 or opts.max_bytes < 1:
+        fail("--workers, --max-texts and --max-bytes must be at least 1")
+    serve(opts.model, opts.host, opts.port, opts.workers, Limits(opts.max_texts, opts.max_bytes), opts.threshold)
+
+
+def promote_command(args: list[str]) -> None:
+    from policy_topics.tracking.registry import CHAMPION, promote
+
+    parser = argparse.ArgumentParser(prog="policy-topics promote",
+                                     description="Point an alias (default: champion) at a registered model version.")
+    parser.add_argument("name")
+    parser.add_argument("version")
+    parser.add_argument("--alias", default=CHAMPION)
+    opts = parser.parse_args(args)
+    uri = promote(opts.name, opts.version, opts.alias)
+    print(f"{uri} -> version {opts.version}")
+
+
+def models_command(args: list[str]) -> None:
+    from policy_topics.tracking.registry import default_tracking_uri, tracking_client, version_table
+
+    argparse.ArgumentParser(prog="policy-topics models",
+                            description="List the registered models, their versions and aliases.").parse_args(args)
+    uri = default_tracking_uri()
+    rows = version_table(tracking_client(uri))
+    print(f"registered models in {uri}")
+    if not rows:
+        print("  none yet: train one (policy-topics train registers it)")
+        return
+    print(f"  {'name':<28} {'version':>7}  {'aliases':<16} {'run id':<32}  test macro-F1")
+    for row in rows:
+        f1 = "-" if row["test_macro_f1"] is None else f"{row['test_macro_f1']:.3f}"
+        print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
+
+
+def rerun_command(args: list[str]) -> None:
+    from policy_topics.jobs.rerun import rerun
+
+    parser = argparse.ArgumentParser(prog="policy-topics rerun", description="Re-run a logged training run from "
+                                     "its recorded config and report whether the metrics match (exit 4 if not).")
+    parser.add_argument("run_id")
+    opts = parser.parse_args(args)
+    report = rerun(opts.run_id)
+    print(report.render())
+    if report.mismatched:
+        raise SystemExit(4)
+
+
+def leaderboard_command(args: list[str]) -> None:
+    from policy_topics.search.leaderboard import (
+        diff,
+        log_plot,
+        per_topic_f1,
+        plot,
+        rank,
+        render,
+        searched_keys,
+        select,
+        table,
+    )
+    from policy_topics.search.sweep import OBJECTIVE
+    from policy_topics.tracking.registry import default_tracking_uri, tracking_client
+
+    parser = argparse.ArgumentParser(prog="policy-topics leaderboard",
+                                     description="Rank runs by a metric, diff two runs, plot per-topic F1.")
+    parser.add_argument("--experiment", "-e", help="experiment name (default: the only one with runs)")
+    parser.add_argument("--sweep", "-s", metavar="PARENT_RUN_ID|latest", help="rank the trials of one sweep")
+    parser.add_argument("--metric", "-m", default=OBJECTIVE,
+                        help=f"metric to sort by, highest first (default {OBJECTIVE})")
+    parser.add_argument("--top", "-n", type=int, default=10, help="how many runs to list and plot (default 10)")
+    parser.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"), help="show where two runs' configs differ")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a per-topic F1 heatmap of the top runs (and log it)")
+    opts = parser.parse_args(args)
+    if opts.top < 1:
+        raise ConfigError("--top must be at least 1")
+    out = Path(opts.plot).expanduser() if opts.plot else None
+    if out is not None and (out.suffix.lower() != ".png" or not out.parent.is_dir()):
+        raise ConfigError(f"--plot needs a .png file in an existing folder, not '{opts.plot}'")
+    uri = default_tracking_uri()
+    client = tracking_client(uri)
+    scope = select(client, opts.experiment, opts.sweep)
+    if opts.diff:
+        print(diff(client, *opts.diff, scope))
+        return
+    ranked = rank(scope.runs, opts.metric)[: opts.top]
+    frame = table(ranked, opts.metric, searched_keys(scope.parent))
+    print(f"{scope.label}: {len(ranked)} of {len(scope.runs)} runs by {opts.metric} ({uri})")
+    print(render(frame))
+    if out is not None:
+        topics, split = per_topic_f1(client, ranked, opts.metric)
+        title = f"Per-topic F1 ({split} split) of the top {topics.shape[1]} runs by {opts.metric}\n{scope.label}"
+        write_atomic(out, plot(topics, title))
+        run_id = log_plot(client, scope, out, frame)
+        print(f"plot written to {out} and logged to run {run_id} (artifacts leaderboard/)")
+
+
+def tracking_server_command(args: list[str]) -> None:
+    """``policy-topics tracking-server [options] [-- mlflow server options]``."""
+    from policy_topics.tracking.server import run
+
+    split = args.index("--") if "--" in args else len(args)
+    ours, extra = args[:split], args[split + 1:]
+    parser = argparse.ArgumentParser(
+        prog="policy-topics tracking-server",
+        description="Run a shared MLflow tracking server: runs and registry in PostgreSQL, artifacts proxied "
+                    "from a folder or bucket. Options after -- go to `mlflow server` unchanged.")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="folder for the PostgreSQL cluster and the artifacts (default: $POLICY_TOPICS_HOME/"
+                             "tracking-server)")
+    parser.add_argument("--backend-store-uri",
+                        help="an existing database, e.g. postgresql+psycopg2://user:pw@db/mlflow (default: a "
+                             "PostgreSQL cluster of its own in DIR/postgres)")
+    parser.add_argument("--artifacts-destination", help="where artifacts go: a folder, or s3://..., gs://... "
+                                                        "(default: DIR/artifacts)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for the team's network; "
+                                                            "then add -- --allowed-hosts HOST:PORT)")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=4, help="uvicorn workers of the MLflow server (default 4)")
+    parser.add_argument("--postgres-port", type=int, default=5432, help="port of its own PostgreSQL (127.0.0.1 only)")
+    opts = parser.parse_args(ours)
+    if opts.workers < 1:
+        raise TrackingError("--workers must be at least 1")
+    folder = opts.dir or home_dir() / "tracking-server"
+    run(folder, opts.backend_store_uri, opts.artifacts_destination, opts.host, opts.port, opts.workers,
+        opts.postgres_port, extra)
+
+
+
+COMMANDS: dict[str, Callable[[list[str]], Any]] = {
+    "train": lambda args: run_hydra_app("train", train_task, "policy-topics train", args),
+    "predict": predict_command,
+    "serve": serve_command,
+    "promote": promote_command,
+    "models": models_command,
+    "rerun": rerun_command,
+    "tracking-server": tracking_server_command,
+    "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
+    "leaderboard": leaderboard_command,
+}

@@ -1,0 +1,218 @@
+"""The training job: prepare data, fit, evaluate, log everything to MLflow.
+
+Data preparation happens before MLflow is touched, so bad input leaves no run behind; once the run is
+open, a failure marks it FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from sklearn.pipeline import Pipeline
+
+from policy_topics.evaluation.metrics import SplitEvaluation
+from policy_topics.jobs.stages import Stages
+from policy_topics.reporting import reporter
+
+_NGRAM_SAMPLE = 20_000
+
+
+@dataclass
+class TrainingResult:
+    run_id: str
+    experiment: str
+    metrics: dict[str, float]
+    model_uri: str | None
+    registered: str | None
+    ui_command: str
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)  # cross-validation, coverage, calibration lines
+
+
+def run_training(cfg: DictConfig) -> TrainingResult:
+    """Run the whole job for a composed ``conf/train.yaml``."""
+    from policy_topics.data.prep import prepare_dataset
+    from policy_topics.jobs.analysis import EvaluationOptions
+    from policy_topics.tracking.store import check_reachable, tracking_target
+
+    stages = Stages()
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    target = tracking_target(container["tracking"])
+    check_reachable(target)
+    options = EvaluationOptions.from_config(container["evaluation"])
+    reporter().line(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
+         f"-> {target.uri} (experiment '{target.experiment}')")
+
+    from policy_topics.jobs.fitting import warm_up
+
+    if not container["model"].get("stream"):  # (a streamed fit starts its own hashing processes)
+        warm_up(container)  # worker processes start while the data is prepared
+    with stages.stage("prepare data") as note:
+        prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
+        note["detail"] = f"{sizes} ({'reused' if prepared.reused else 'built'} {prepared.path.name})"
+    options.check_folds(pd.concat(prepared.splits.values())["label"])
+
+    from policy_topics.models.out_of_core import check_config, is_streaming
+    from policy_topics.models.pipeline import build_pipeline, check_parameters
+    from policy_topics.tracking.runs import log_pool, start_run
+
+    check_config(container["features"], container["model"], container["evaluation"])
+    pool = _prepare_pool(container, prepared, stages, is_streaming(container["model"]))
+    smallest = int(prepared.splits["train"]["label"].value_counts().min())
+    check_parameters(build_pipeline(container["features"], container["model"], smallest))
+
+    with ExitStack() as stack:
+        with stages.stage("start MLflow run"):
+            run = stack.enter_context(start_run(target, container["tracking"].get("run_name")))
+        if pool:
+            log_pool(pool)
+        return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
+
+
+def _prepare_pool(container: dict[str, Any], prepared: Any, stages: Stages, streaming: bool) -> list[Any]:
+    """Prepare the ``pool`` datasets and hand their rows to every fit (under ``POOL_ROWS``)."""
+    from policy_topics.data.pooling import POOL_ROWS, pooled_rows, prepare_pool
+    from policy_topics.errors import ConfigError
+
+    if not container.get("pool"):
+        return []
+    if streaming:
+        raise ConfigError("pooled datasets (pool.*) cannot join streamed (out-of-core) training; "
+                          "drop the pool.* entries or train in memory")
+    with stages.stage("prepare pool") as note:
+        parts = prepare_pool(container["pool"], container["prep"], container["paths"], prepared)
+        note["detail"] = "; ".join(part.summary for part in parts)
+    container[POOL_ROWS] = pooled_rows(parts)
+    return parts
+
+
+def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
+                     stages: Stages) -> tuple[Pipeline, list[SplitEvaluation]]:
+    """Fit on train, score validation, refit on train+validation (``refit``), score test (unless
+    ``evaluate_test`` is off, as in hyperparameter searches, and a validation split was scored).
+
+    The fit and the refit do not depend on each other: with ``fit_processes`` > 1 each runs, with the
+    scoring of its split, in its own worker process, at the same time."""
+    from policy_topics.data.pooling import pooled_note
+    from policy_topics.jobs.fitting import FitJob, run_jobs, worker_count
+
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    score_test = container.get("evaluate_test", True) or not len(validation)
+    jobs = [FitJob(train, [(validation, "validation")] if len(validation) else [])]
+    names = ["fit"]
+    if len(validation) and container["refit"]:
+        jobs.append(FitJob(pd.concat([train, validation], ignore_index=True)))
+        names.append("refit on train+val")
+        jobs[0].keep = False
+    if score_test:
+        jobs[-1].held_out.append((test, "test"))
+    workers = worker_count(container.get("fit_processes", 1), len(jobs))
+    with stages.stage("fit + evaluate") as note:
+        results = run_jobs(container, jobs)
+        note["detail"] = f"{workers} processes at once" if workers > 1 else ""
+    pooled = pooled_note(container)
+    for name, job, result in zip(names, jobs, results, strict=True):
+        for step, seconds in result.seconds.items():
+            detail = f"{len(job.frame):,} docs{pooled}" if step == "fit" else ""
+            stages.record(name if step == "fit" else step, seconds, detail)
+    pipeline = results[-1].pipeline
+    assert pipeline is not None  # the last job keeps its model
+    return pipeline, [ev for result in results for ev in result.evaluations]
+
+
+def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
+                      target: Any, run_id: str, options: Any) -> TrainingResult:
+    from policy_topics.evaluation.report import markdown_report, ngram_table, plot_confusion
+    from policy_topics.jobs import analysis, model_card
+    from policy_topics.models.pipeline import top_ngrams
+    from policy_topics.tracking import runs
+
+    train = prepared.splits["train"]
+    with stages.stage("log setup"):
+        runs.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
+                           prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
+
+    from policy_topics.jobs.out_of_core import fit_and_evaluate as fit_and_evaluate_out_of_core
+    from policy_topics.models.out_of_core import is_streaming
+
+    cv = None
+    if options.cv_folds:
+        pipeline, evaluations, cv = analysis.cross_validate_and_fit(container, prepared.splits, options, stages)
+    elif is_streaming(container["model"]):
+        files = {name: prepared.path / f"{name}.parquet" for name in prepared.splits}
+        pipeline, evaluations = fit_and_evaluate_out_of_core(container, files, stages, prepared.topics)
+    else:
+        pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
+    with stages.stage("top n-grams"):
+        sample = train["text"].head(_NGRAM_SAMPLE).tolist()  # names the columns of a hashing model
+        ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"]), sample))
+
+    import mlflow
+
+    analysis = analysis.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
+    metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
+    metrics.update(analysis.metrics)
+    with stages.stage("log results"), tempfile.TemporaryDirectory(prefix="policy-topics-run-") as tmp:
+        out = Path(tmp)
+        for ev in evaluations:
+            ev.per_topic.to_csv(out / f"per_topic_{ev.split}.csv")
+            ev.confusion.to_csv(out / f"confusion_{ev.split}.csv")
+        test = evaluations[-1]
+        plot_confusion(test.confusion, out / f"confusion_{test.split}.png",
+                       f"{prepared.name}: {container['model']['name']} on the {test.split} split "
+                       f"(macro-F1 {test.metrics['macro_f1']:.3f})")
+        ngrams.to_csv(out / "top_ngrams.csv", index=False)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "report.md").write_text(markdown_report(
+            f"{prepared.name} / {container['model']['name']}", evaluations, ngrams,
+            prepared.report["summary"]))
+        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({"time_" + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
+        mlflow.log_artifacts(str(out))
+
+    model_uri = registered = None
+    if container["tracking"].get("log_model", True):
+        with stages.stage("log model") as note:
+            name = container["tracking"].get("register_as")
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
+            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name)
+            if version:
+                registered = f"models:/{name}/{version}"
+                note["detail"] = f"registered {registered}"
+    with stages.stage("log model card"):
+        mlflow.log_text(model_card.render(container, prepared, evaluations, analysis, pipeline, run_id, model_uri,
+                                          registered), "model_card.md")
+    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
+                          stages.timings, analysis.lines)
+
+
+def summary(result: TrainingResult) -> str:
+    """The one-screen end of the command: metrics, run id, and how to look at it."""
+    lines = ["", "  split        accuracy  macro-F1  weighted-F1   docs"]
+    for split in ("val", "test", "oof"):
+        if f"{split}_accuracy" in result.metrics:
+            m = {k.split("_", 1)[1]: v for k, v in result.metrics.items() if k.startswith(split + "_")}
+            lines.append(f"  {split:<12} {m['accuracy']:8.3f}  {m['macro_f1']:8.3f}  {m['weighted_f1']:11.3f}"
+                         f"  {int(m['n_docs']):5d}")
+    lines += ["", *result.notes] if result.notes else []
+    lines += [
+        "",
+        f"  run id      {result.run_id}  (experiment '{result.experiment}')",
+        f"  model       {result.model_uri or 'not logged (tracking.log_model=false)'}",
+    ]
+    if result.registered:
+        name, version = result.registered.removeprefix("models:/").rsplit("/", 1)
+        lines += [f"  registered  {result.registered}  (make it the champion: policy-topics promote {name} {version})"]
+    lines += [
+        f"  MLflow UI   {result.ui_command}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""Turn a fitted pipeline into answers people can use: topic names, probabilities, alternatives,
+an uncertainty flag, and (for linear models) the n-grams that pushed the decision.
+
+:class:`TopicPredictor` is shared by the MLflow pyfunc model, the HTTP server and the batch command, so
+all three give the same answer for the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from policy_topics.features.hashing import hashed_ngrams, hashing_blocks
+from policy_topics.features.vectorizers import FastTfidfVectorizer
+from policy_topics.models.pipeline import class_weights
+from policy_topics.taxonomy import topic_name
+
+DEFAULT_TOP_K = 3
+DEFAULT_THRESHOLD = 0.2
+_BATCH = 64  # from this many texts on, scikit-learn's per-call overhead (about 1.7 ms) no longer matters
+STATUS_CODED, STATUS_UNCERTAIN, STATUS_EMPTY = "coded", "uncertain", "empty"
+
+
+@dataclass(frozen=True)
+class _SigmoidLinear:
+    """Calibrated linear model as arrays: proba_k = sigmoid(-(a_k * (x.w_k + c_k) + b_k)), normalised."""
+
+    coef: np.ndarray  # (classes, features)
+    intercept: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    def predict_proba(self, features: sparse.csr_matrix) -> np.ndarray:
+        scores = np.asarray(features @ self.coef.T) + self.intercept
+        proba = 1.0 / (1.0 + np.exp(self.a * scores + self.b))
+        total = proba.sum(axis=1, keepdims=True)
+        uniform = np.full_like(proba, 1.0 / proba.shape[1])
+        return np.where(total > 0, proba / np.where(total > 0, total, 1.0), uniform)
+
+
+def _compile(classifier: Any) -> _SigmoidLinear | None:
+    """A fast array form of a sigmoid-calibrated linear classifier fitted on all data, if it is one."""
+    if not isinstance(classifier, CalibratedClassifierCV) or classifier.method != "sigmoid":
+        return None
+    if len(classifier.calibrated_classifiers_) != 1 or len(classifier.classes_) < 3:
+        return None
+    calibrated = classifier.calibrated_classifiers_[0]
+    estimator = calibrated.estimator
+    if not hasattr(estimator, "coef_") or estimator.coef_.shape[0] != len(classifier.classes_):
+        return None
+    return _SigmoidLinear(
+        coef=np.asarray(estimator.coef_, dtype=np.float64),
+        intercept=np.asarray(estimator.intercept_, dtype=np.float64),
+        a=np.array([c.a_ for c in calibrated.calibrators]),
+        b=np.array([c.b_ for c in calibrated.calibrators]),
+    )
+
+
+class _FastTfidf:
+    """TF-IDF features without scikit-learn's per-call validation overhead (about 1 ms per request).
+
+    Same analyzer, vocabulary, tf scaling, idf and norm as the fitted vectorizer(s); a FeatureUnion of
+    vectorizers becomes side-by-side blocks, each normalised on its own, as FeatureUnion does.
+    """
+
+    def __init__(self, vectorizers: list[TfidfVectorizer]) -> None:
+        self.blocks = []
+        offset = 0
+        for vectorizer in vectorizers:
+            idf = vectorizer.idf_ if vectorizer.use_idf else np.ones(len(vectorizer.vocabulary_))
+            self.blocks.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, idf, offset,
+                                vectorizer.binary, vectorizer.sublinear_tf, vectorizer.norm))
+            offset += len(vectorizer.vocabulary_)
+        self.width = offset
+
+    @classmethod
+    def compile(cls, features: Any) -> _FastTfidf | None:
+        if isinstance(features, TfidfVectorizer):
+            vectorizers = [features]
+        elif isinstance(features, FeatureUnion) and features.transformer_weights is None:
+            vectorizers = [t for _, t in features.transformer_list]
+        else:
+            return None
+        if not all(isinstance(v, TfidfVectorizer) and v.norm in ("l2", None) for v in vectorizers):
+            return None
+        return cls(vectorizers)
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        indices: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        indptr = [0]
+        for text in texts:
+            nnz = indptr[-1]
+            for analyze, vocabulary, idf, offset, binary, sublinear, norm in self.blocks:
+                counts: dict[int, int] = {}
+                for token in analyze(text):
+                    column = vocabulary.get(token)
+                    if column is not None:
+                        counts[column] = counts.get(column, 0) + 1
+                columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+                if binary:
+                    tf[:] = 1.0
+                elif sublinear:
+                    tf = np.log(tf) + 1.0
+                weights = tf * idf[columns]
+                if norm == "l2" and len(weights):
+                    weights /= np.sqrt(np.dot(weights, weights))
+                indices.append(columns + offset)
+                values.append(weights)
+                nnz += len(columns)
+            indptr.append(nnz)
+        return sparse.csr_matrix(
+            (np.concatenate(values) if values else np.zeros(0), np.concatenate(indices) if indices
+             else np.zeros(0, dtype=np.int64), np.asarray(indptr)), shape=(len(texts), self.width))
+
+
+class TopicPredictor:
+    """Predictions with topic names from a fitted text -> topic pipeline."""
+
+    def __init__(self, pipeline: Pipeline, threshold: float = DEFAULT_THRESHOLD) -> None:
+        self.pipeline = pipeline
+        self.threshold = threshold
+        self.features = pipeline.named_steps["features"]
+        self.classifier = pipeline.named_steps["classifier"]
+        self.codes = [int(c) for c in self.classifier.classes_]
+        self.names = [topic_name(c) for c in self.codes]
+        self._fast = _compile(self.classifier)
+        self._vectorize = _FastTfidf.compile(self.features) if self._fast is not None else None
+        blocks = getattr(self.features, "transformer_list", [("features", self.features)])
+        self._counts_by_word = all(isinstance(block, FastTfidfVectorizer) for _, block in blocks)
+        self._weights: np.ndarray | None = None
+        self._feature_names: np.ndarray | None = None
+        self._hashing = hashing_blocks(self.features) is not None
+
+    @property
+    def topics(self) -> list[dict[str, Any]]:
+        return [{"code": c, "topic": n} for c, n in zip(self.codes, self.names, strict=True)]
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The model's features for ``texts``: for a few texts (requests), the predictor's own TF-IDF path,
+        without scikit-learn's per-call overhead; for batches, the vectorizers' own transform, whose
+        counting is faster per text (see :mod:`policy_topics.features.vectorizers`). Same matrix either way."""
+        if self._vectorize is not None and (len(texts) < _BATCH or not self._counts_by_word):
+            return self._vectorize.transform(texts)
+        return self.features.transform(list(texts))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities (rows: texts, columns: :attr:`codes`)."""
+        if self._fast is not None:
+            return self._fast.predict_proba(self.transform(texts))
+        return self.pipeline.predict_proba(list(texts))
+
+    def _explain(self, features: sparse.csr_matrix, row: int, column: int, n: int, text: str) -> list[dict[str, Any]]:
+        if self._weights is None:
+            self._weights = class_weights(self.classifier)
+            if not self._hashing:
+                self._feature_names = self.features.get_feature_names_out()
+        x = features.getrow(row)
+        contributions = x.data * self._weights[column, x.indices]
+        order = np.argsort(contributions)[::-1]
+        # A hashing model keeps no vocabulary: its columns are named by the n-grams of the text itself.
+        names = hashed_ngrams(self.features, [text]) if self._hashing else None
+        explanation: list[dict[str, Any]] = []
+        for i in order:
+            if contributions[i] <= 0 or len(explanation) == n:
+                break
+            name = names.get(int(x.indices[i]), "?") if names is not None else self._feature_names[x.indices[i]]
+            kind, _, ngram = str(name).rpartition("__")
+            if kind == "embeddings":  # sentence-embedding dimensions explain nothing to a reader
+                continue
+            explanation.append({"ngram": ngram, "kind": kind or "word", "weight": round(float(contributions[i]), 6)})
+        return explanation
+
+    def predict_records(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, explain: int = 0,
+                        threshold: float | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready record per text (see README, "Prediction records")."""
+        threshold = self.threshold if threshold is None else threshold
+        texts = ["" if t is None else str(t) for t in texts]
+        present = [i for i, t in enumerate(texts) if t.strip()]
+        records: list[dict[str, Any]] = [
+            {"topic": None, "code": None, "probability": None, "status": STATUS_EMPTY, "top_topics": []}
+            for _ in texts
+        ]
+        if explain:
+            for record in records:
+                record["explanation"] = []
+        if not present:
+            return records
+        chosen = [texts[i] for i in present]
+        features = self.transform(chosen) if (explain or self._fast) else None
+        if self._fast is not None and features is not None:
+            proba = self._fast.predict_proba(features)
+        else:
+            proba = self.pipeline.predict_proba(chosen)
+        k = max(1, min(int(top_k), len(self.codes)))
+        ranked = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        for row, index in enumerate(present):
+            best = int(ranked[row, 0])
+            p = float(proba[row, best])
+            record = records[index]
+            record["top_topics"] = [
+                {"topic": self.names[j], "code": self.codes[j], "probability": round(float(proba[row, j]), 6)}
+                for j in ranked[row]
+            ]
+            record["probability"] = round(p, 6)
+            if p >= threshold:
+                record.update(topic=self.names[best], code=self.codes[best], status=STATUS_CODED)
+            else:
+                record["status"] = STATUS_UNCERTAIN
+            if explain and features is not None:
+                record["explanation"] = self._explain(features, row, best, int(explain), chosen[row])
+        return records
+
+
+def predict_topics(pipeline: Pipeline, texts: Sequence[str]) -> pd.DataFrame:
+    """One row per text: ``topic`` (name), ``code`` (CAP code) and ``probability`` of the top topic."""
+    records = TopicPredictor(pipeline, threshold=0.0).predict_records(texts, top_k=1)
+    return pd.DataFrame({
+        "topic": pd.Series([r["topic"] for r in records], dtype=object),
+        "code": pd.Series([r["code"] for r in records], dtype="Int64"),
+        "probability": pd.Series([r["probability"] for r in records], dtype="float64"),
+    })

