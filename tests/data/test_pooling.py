@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, compose, run_cli
+from conftest import REPO, call_cli, compose
 
 from policy_topics.data.pooling import pooled_rows, prepare_pool
 from policy_topics.data.prep import prepare_dataset
@@ -96,7 +96,7 @@ def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_
     home.mkdir()
     pool_args = ["+data@pool.extra=local", f"pool.extra.path={cfg['pool']['extra']['path']}",
                  "pool.extra.text_column=headline", "pool.extra.label_column=code"]
-    result = run_cli(["train", *pool_args, "+pool.extra.weight=0.5", "tracking.log_model=false"], home)
+    result = call_cli(["train", *pool_args, "+pool.extra.weight=0.5", "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     assert "pool extra: 2 rows x 0.5" in result.stdout
     fit_line = next(line for line in result.stdout.splitlines() if re.match(r"\s+fit\s+\d", line))
@@ -111,13 +111,13 @@ def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_
                         "local-pool": "pool"}
     assert run.data.metrics["test_n_docs"] == len(main.splits["test"])  # scores: the demo's own test split
 
-    folds = run_cli(["train", *pool_args, "+pool.extra.weight=0.5", "evaluation.cv_folds=3",
+    folds = call_cli(["train", *pool_args, "+pool.extra.weight=0.5", "evaluation.cv_folds=3",
                      "tracking.log_model=false"], home)
     assert folds.returncode == 0, folds.stderr
     lines = {line.split()[0] + " " + line.split()[1]: line for line in folds.stdout.splitlines() if line.strip()}
     assert lines["fit 3"].endswith(" docs + 2 pooled each") and " docs + 2 pooled, " in lines["fit on"]
 
-    streamed = run_cli(["train", *pool_args, "experiment=out_of_core", "data=demo"], home)
+    streamed = call_cli(["train", *pool_args, "experiment=out_of_core", "data=demo"], home)
     assert streamed.returncode == 2 and streamed.stderr.strip().splitlines() == [
         "error: pooled datasets (pool.*) cannot join streamed (out-of-core) training; drop the pool.* entries "
         "or train in memory"]
@@ -131,12 +131,12 @@ def test_evaluate_refuses_to_score_a_model_on_the_dataset_it_pooled(tmp_path):
     pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv").iloc[::2].to_csv(half, index=False)
     home = tmp_path / "home"
     home.mkdir()
-    trained = run_cli(["train", "data=local", f"data.path={half}", "data.label_column=major", "+data@pool.rest=demo",
+    trained = call_cli(["train", "data=local", f"data.path={half}", "data.label_column=major", "+data@pool.rest=demo",
                        "+pool.rest.weight=0.5"], home)
     assert trained.returncode == 0, trained.stderr
     assert "rows x 0.5 (dropped 0 of other topics, " in trained.stdout  # the half in the main file is dropped
     run_id = trained.stdout.split("run id", 1)[1].split()[0]
-    refused = run_cli(["evaluate", "data=demo", f"model_ref={run_id}"], home)
+    refused = call_cli(["evaluate", "data=demo", f"model_ref={run_id}"], home)
     assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
         f"error: the model was trained with the rows of demo pooled in (pool.rest of run {run_id}), so none of "
         "them is held out; evaluate it on another dataset"]

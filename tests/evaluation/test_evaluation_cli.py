@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TrainedStore, run_cli
+from conftest import TrainedStore, call_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def one_line_error(result) -> str:
 def cv_run(tmp_path_factory, mirror):
     """5-fold CV on uscongress (word n-grams to keep it quick), with the calibration comparison."""
     home = tmp_path_factory.mktemp("cv-home")
-    result = run_cli(["train", "data=uscongress", "evaluation.cv_folds=5", "features=word",
+    result = call_cli(["train", "data=uscongress", "evaluation.cv_folds=5", "features=word",
                       "evaluation.compare_calibration=true"], home, mirror)
     assert result.returncode == 0, result.stderr
     (run,) = runs(home, "uscongress")
@@ -54,7 +54,7 @@ def cv_run(tmp_path_factory, mirror):
 @pytest.fixture(scope="module")
 def cross_domain(cv_run, mirror):
     home, _, trained = cv_run
-    result = run_cli(["evaluate", "data=nytimes", "model_ref=models:/policy-topics-uscongress/1"], home, mirror)
+    result = call_cli(["evaluate", "data=nytimes", "model_ref=models:/policy-topics-uscongress/1"], home, mirror)
     assert result.returncode == 0, result.stderr
     (run,) = runs(home, "nytimes")
     return home, result, run, trained
@@ -176,15 +176,15 @@ def test_evaluation_metrics_are_linked_to_the_logged_model(cross_domain):
 def test_a_model_fit_on_every_row_is_not_evaluated_in_sample(cv_run, mirror):
     home, _, _ = cv_run
     before = len(runs(home, "uscongress"))
-    line = one_line_error(run_cli(["evaluate", "data=uscongress", "model_ref=models:/policy-topics-uscongress/1"], home,
-                                  mirror))
+    line = one_line_error(call_cli(["evaluate", "data=uscongress", "model_ref=models:/policy-topics-uscongress/1"],
+                                   home, mirror))
     assert "no held-out rows are left" in line
     assert len(runs(home, "uscongress")) == before
 
 
 def test_in_domain_evaluation_scores_the_test_split_like_training_did(demo_store: TrainedStore):
     home = demo_store.home
-    result = run_cli(["evaluate", "data=demo", f"model_ref={demo_store.run_id}"], home)
+    result = call_cli(["evaluate", "data=demo", f"model_ref={demo_store.run_id}"], home)
     assert result.returncode == 0, result.stderr
     assert "in-domain: the 185 rows of the test split" in result.stdout
     run = next(r for r in runs(home, "demo") if r.data.tags.get("evaluated_run_id") == demo_store.run_id)
@@ -206,7 +206,7 @@ def test_a_training_run_reports_coverage_calibration_errors_and_a_card_on_its_te
 
 
 def test_learning_curve_reuses_the_full_fit_and_plots_mean_and_spread(home):
-    result = run_cli(["train", "features=word", "tracking.log_model=false", "evaluation.learning_curve.enabled=true",
+    result = call_cli(["train", "features=word", "tracking.log_model=false", "evaluation.learning_curve.enabled=true",
                       "evaluation.learning_curve.fractions=[0.5,1.0]", "evaluation.learning_curve.seeds=2"], home)
     assert result.returncode == 0, result.stderr
     (run,) = runs(home, "demo")
@@ -221,7 +221,7 @@ def test_learning_curve_reuses_the_full_fit_and_plots_mean_and_spread(home):
 
 def test_more_folds_than_the_smallest_topic_is_one_line_and_opens_no_store(home):
     # the other bad evaluation settings are checked in test_evaluation_metrics.py, before any work
-    line = one_line_error(run_cli(["train", "evaluation.cv_folds=50"], home))
+    line = one_line_error(call_cli(["train", "evaluation.cv_folds=50"], home))
     assert "evaluation.cv_folds=50 is more than the smallest topic has documents" in line
     assert "lower evaluation.cv_folds to at most" in line
     assert not (home / "mlruns").exists()
@@ -235,7 +235,7 @@ def test_more_folds_than_the_smallest_topic_is_one_line_and_opens_no_store(home)
 def test_evaluate_refuses_what_it_cannot_score_honestly_and_logs_no_run(demo_store, args, phrase):
     home = demo_store.home
     before = len(runs(home, "demo"))
-    line = one_line_error(run_cli(["evaluate", "data=demo", *args], home))
+    line = one_line_error(call_cli(["evaluate", "data=demo", *args], home))
     assert phrase in line
     if "prep.seed=7" in args:
         assert "add prep.seed=42" in line

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli_env, files_under, run_cli
+from conftest import REPO, call_cli, cli_env, files_under, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def test_same_config_and_seed_give_the_same_split_metrics_and_predictions_in_two
     scores = {k: v for k, v in first.data.metrics.items() if k.startswith(("val_", "test_"))}
     assert scores and {k: second.data.metrics[k] for k in scores} == scores
     seeds = ["--input", str(REPO / "seeds"), "--explain", "3", "--model", "models:/topics-demo/1"]
-    answers = [run_cli(["predict", *seeds], h).stdout for h in (demo_store.home, home)]
+    answers = [call_cli(["predict", *seeds], h).stdout for h in (demo_store.home, home)]
     assert answers[0] and answers[0] == answers[1]
     tags = second.data.tags
     assert {"versions.scikit-learn", "versions.numpy", "versions.python", "mlflow.source.git.commit",
@@ -72,13 +72,13 @@ def test_same_config_and_seed_give_the_same_split_metrics_and_predictions_in_two
 
 
 def test_rerun_repeats_a_logged_run_and_reports_that_the_metrics_match(demo_store):
-    result = run_cli(["rerun", demo_store.run_id], demo_store.home)
+    result = call_cli(["rerun", demo_store.run_id], demo_store.home)
     assert result.returncode == 0, result.stderr
     assert f"metrics match (run {demo_store.run_id} re-run as" in result.stdout
     assert "test_macro_f1" in result.stdout and "<- differs" not in result.stdout
     rerun_id = result.stdout.rsplit("re-run as ", 1)[1].split(")")[0]
     assert store_client(demo_store.home).get_run(rerun_id).data.tags["rerun_of"] == demo_store.run_id
-    missing = run_cli(["rerun", "0" * 32], demo_store.home)
+    missing = call_cli(["rerun", "0" * 32], demo_store.home)
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: no run {'0' * 32}")
 
 
@@ -120,23 +120,23 @@ def test_ctrl_c_or_sigterm_mid_run_marks_it_killed_and_leaves_nothing_half_done(
     assert [r.info.status for r in demo_runs(home)] == ["KILLED", "KILLED"]
     assert versions(home) == []  # no registered model from an unfinished run
     assert not [p for p in files_under(home / "data") if any(part.startswith(".") for part in p.parts)]
-    after = run_cli(["train"], home)
+    after = call_cli(["train"], home)
     assert after.returncode == 0, after.stderr
     assert sorted(r.info.status for r in demo_runs(home)) == ["FINISHED", "KILLED", "KILLED"]
     assert versions(home) == [1]
 
 
 def test_a_failure_mid_run_marks_it_failed_and_the_next_run_works(home):
-    assert run_cli(["train"], home).returncode == 0
+    assert call_cli(["train"], home).returncode == 0
     artifacts = home / "mlruns" / "artifacts"
     shutil.move(artifacts, home / "artifacts-aside")
     artifacts.write_text("not a folder")  # the artifact store breaks after the run has opened
-    broken = run_cli(["train"], home)
+    broken = call_cli(["train"], home)
     assert broken.returncode == 1
     assert len(broken.stderr.strip().splitlines()) == 1 and "marked FAILED" in broken.stderr
     artifacts.unlink()
     shutil.move(home / "artifacts-aside", artifacts)
-    assert run_cli(["train"], home).returncode == 0
+    assert call_cli(["train"], home).returncode == 0
     assert sorted(r.info.status for r in demo_runs(home)) == ["FAILED", "FINISHED", "FINISHED"]
     assert versions(home) == [1, 2]
 
@@ -149,7 +149,7 @@ def test_model_files_changed_after_training_are_refused(demo_store):
     terms["word"][0] = "tampered"
     try:
         vocabulary.write_text(json.dumps(terms))
-        result = run_cli(["predict", "--model", demo_store.registered, "farm bill"], demo_store.home)
+        result = call_cli(["predict", "--model", demo_store.registered, "farm bill"], demo_store.home)
     finally:
         vocabulary.write_text(original)
     assert result.returncode == 2
@@ -170,7 +170,7 @@ def test_a_model_that_is_not_the_projects_own_is_refused(demo_store, tmp_path):
         info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model",
                                         registered_model_name="foreign", serialization_format="skops",
                                         skops_trusted_types=[])
-    result = run_cli(["predict", "--model", "models:/foreign/1", "farm bill"], home)
+    result = call_cli(["predict", "--model", "models:/foreign/1", "farm bill"], home)
     assert result.returncode == 2 and "is not a policy-topics model" in result.stderr, result.stderr
     assert info.model_uri
 

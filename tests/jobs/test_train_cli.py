@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import files_under, run_cli
+from conftest import call_cli, files_under, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -167,7 +167,7 @@ def test_bad_input_gets_one_line_and_leaves_nothing_behind(case, home, tmp_path)
     cases = bad_inputs(tmp_path)
     assert sorted(cases) == sorted(CASES)
     overrides, phrase = cases[case]
-    result = run_cli(["train", *overrides], home)
+    result = call_cli(["train", *overrides], home)
     assert result.returncode in (2, 3), result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

