@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import REPO, cli_env, free_port, run_cli, stop_group, wait_for_health
 
-from policy_topics.search.sweep import PARENT_TAG, ROLE_TAG
+from policy_topics.search.trials import PARENT_TAG, ROLE_TAG
 
 pytestmark = pytest.mark.e2e
 

@@ -139,7 +139,7 @@ def leaderboard_command(args: list[str]) -> None:
         select,
         table,
     )
-    from policy_topics.search.sweep import OBJECTIVE
+    from policy_topics.search.trials import OBJECTIVE
     from policy_topics.tracking.registry import default_tracking_uri, tracking_client
 
     parser = argparse.ArgumentParser(prog="policy-topics leaderboard",

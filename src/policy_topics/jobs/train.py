@@ -131,7 +131,9 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
 
 def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any, stages: Stages,
                       target: Any, run_id: str, options: Any) -> TrainingResult:
-    from policy_topics.evaluation.report import markdown_report, ngram_table, plot_confusion
+    import mlflow
+
+    from policy_topics.evaluation.report import ngram_table
     from policy_topics.jobs import analysis, model_card
     from policy_topics.models.pipeline import top_ngrams
     from policy_topics.tracking import runs
@@ -156,12 +158,36 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         sample = train["text"].head(_NGRAM_SAMPLE).tolist()  # names the columns of a hashing model
         ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"]), sample))
 
+    findings = analysis.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
+    metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
+    metrics.update(findings.metrics)
+    with stages.stage("log results"):
+        _log_results(container, prepared, evaluations, ngrams, metrics, stages)
+
+    model_uri = registered = None
+    if container["tracking"].get("log_model", True):
+        with stages.stage("log model") as note:
+            name = container["tracking"].get("register_as")
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
+            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name)
+            if version:
+                registered = f"models:/{name}/{version}"
+                note["detail"] = f"registered {registered}"
+    with stages.stage("log model card"):
+        mlflow.log_text(model_card.render(container, prepared, evaluations, findings, pipeline, run_id, model_uri,
+                                          registered), "model_card.md")
+    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
+                          stages.timings, findings.lines)
+
+
+def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation], ngrams: pd.DataFrame,
+                 metrics: dict[str, float], stages: Stages) -> None:
+    """Metrics (quality and stage timings) and the per-split tables, confusion plot, top n-grams and report."""
     import mlflow
 
-    analysis = analysis.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
-    metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
-    metrics.update(analysis.metrics)
-    with stages.stage("log results"), tempfile.TemporaryDirectory(prefix="policy-topics-run-") as tmp:
+    from policy_topics.evaluation.report import markdown_report, plot_confusion
+
+    with tempfile.TemporaryDirectory(prefix="policy-topics-run-") as tmp:
         out = Path(tmp)
         for ev in evaluations:
             ev.per_topic.to_csv(out / f"per_topic_{ev.split}.csv")
@@ -178,21 +204,6 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         mlflow.log_metrics(metrics)
         mlflow.log_metrics({"time_" + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
         mlflow.log_artifacts(str(out))
-
-    model_uri = registered = None
-    if container["tracking"].get("log_model", True):
-        with stages.stage("log model") as note:
-            name = container["tracking"].get("register_as")
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
-            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name)
-            if version:
-                registered = f"models:/{name}/{version}"
-                note["detail"] = f"registered {registered}"
-    with stages.stage("log model card"):
-        mlflow.log_text(model_card.render(container, prepared, evaluations, analysis, pipeline, run_id, model_uri,
-                                          registered), "model_card.md")
-    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
-                          stages.timings, analysis.lines)
 
 
 def summary(result: TrainingResult) -> str:

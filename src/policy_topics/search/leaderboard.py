@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from policy_topics.errors import RunNotFoundError
-from policy_topics.search.sweep import BEST_TAG, ROLE_TAG, TRIAL_TAG, children_of
+from policy_topics.search.trials import BEST_TAG, ROLE_TAG, TRIAL_TAG, children_of
 
 # Params that say where a run was logged or how a sweep ran, not what the model was.
 _NOT_KEY_PARAMS = ("tracking.", "paths.", "hparams_search.", "data.fingerprint", "data.source_sha256",

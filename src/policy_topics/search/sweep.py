@@ -8,8 +8,9 @@ each job it puts the parent id, the trial number and the trial's overrides into 
 the environment variable MLflow reads tags for every new run from. The training code stays unaware
 of sweeps. A new sweep always makes a new parent, so children of different sweeps never mix.
 
-With ``hparams_search=optuna`` the Optuna sweeper proposes the trials; :func:`search_model_space` adds
-the drawn model's own parameters (``hparams_search.models``) to each proposal.
+With ``hparams_search=optuna`` the Optuna sweeper proposes the trials;
+:func:`policy_topics.search.space.search_model_space` adds the drawn model's own parameters
+(``hparams_search.models``) to each proposal.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -28,19 +28,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from policy_topics.errors import PolicyTopicsError
-from policy_topics.files import write_atomic
-from policy_topics.paths import config_dir, register_resolvers
+from policy_topics.paths import register_resolvers
 from policy_topics.reporting import reporter
-from policy_topics.search.presets import command_line, preset_yaml
 from policy_topics.search.space import model_space
+from policy_topics.search.trials import OBJECTIVE, OVERRIDES_TAG, PARENT_TAG, ROLE_TAG, TRIAL_TAG, finish_sweep
 
-OBJECTIVE = "val_macro_f1"
-PARENT_TAG = "mlflow.parentRunId"
-ROLE_TAG = "policy_topics.role"  # "sweep" on parent runs
-TRIAL_TAG = "policy_topics.trial"
-OVERRIDES_TAG = "policy_topics.overrides"  # JSON list of the trial's Hydra overrides
-BEST_TAG = "policy_topics.best_trial"
-PRESET_FILE = "best_experiment.yaml"
 RUN_CONTEXT_ENV = "MLFLOW_RUN_CONTEXT"
 # Overrides that say where and how a sweep ran, not what a model is: left out of presets.
 def _command_line_space(config: DictConfig) -> dict[str, str | None]:
@@ -101,7 +93,8 @@ class SweepCallback(Callback):
             return
         with _as_cli_error():
             try:
-                lines = self._finish(config)
+                lines = finish_sweep(self._client(), str(self.parent_run_id), config)
+                self._finished = True
             except BaseException:
                 self._abandon()
                 raise
@@ -154,65 +147,6 @@ class SweepCallback(Callback):
         reporter().line(f"sweep: parent run {self.parent_run_id} in experiment '{target.experiment}' ({target.uri}); "
               "each trial is a child run")
 
-    def _finish(self, config: DictConfig) -> list[str]:
-        import pandas as pd
-
-        client = self._client()
-        parent = client.get_run(self.parent_run_id)
-        children = children_of(client, str(self.parent_run_id))
-        rows = [{"trial": int(r.data.tags.get(TRIAL_TAG, -1)), "run_id": r.info.run_id, "status": r.info.status,
-                 OBJECTIVE: r.data.metrics.get(OBJECTIVE),
-                 "overrides": " ".join(json.loads(r.data.tags.get(OVERRIDES_TAG, "[]")))} for r in children]
-        table = pd.DataFrame(rows, columns=["trial", "run_id", "status", OBJECTIVE, "overrides"]).sort_values("trial")
-        scored = table[(table["status"] == "FINISHED") & table[OBJECTIVE].notna()]
-        failed = int((table["status"] != "FINISHED").sum())
-        client.log_metric(self.parent_run_id, "n_trials", len(table))
-        client.log_metric(self.parent_run_id, "n_failed_trials", failed)
-        sweep_dir = Path(parent.data.tags["policy_topics.sweep_dir"])
-        with tempfile.TemporaryDirectory(prefix="policy-topics-sweep-") as tmp:
-            out = Path(tmp)
-            table.to_csv(out / "trials.csv", index=False)
-            results = sweep_dir / "optimization_results.yaml"
-            if results.is_file():
-                (out / results.name).write_bytes(results.read_bytes())
-            lines = ["", f"sweep finished: {len(table)} trials ({failed} failed), parent run {self.parent_run_id}"]
-            if len(scored):
-                best = scored.loc[scored[OBJECTIVE].idxmax()]
-                lines += self._mark_best(client, config, best, sweep_dir, out)
-            else:
-                lines.append(f"  no trial logged {OBJECTIVE} (no validation split?): no best trial marked")
-            client.log_artifacts(self.parent_run_id, str(out))
-        client.set_terminated(self.parent_run_id, "FINISHED")
-        self._finished = True
-        lines.append(f"  leaderboard  policy-topics leaderboard --sweep {self.parent_run_id}")
-        return lines
-
-    def _mark_best(self, client: Any, config: DictConfig, best: Mapping[str, Any], sweep_dir: Path,
-                   out: Path) -> list[str]:
-        run_id, score, trial = str(best["run_id"]), float(best[OBJECTIVE]), int(best["trial"])
-        client.set_tag(run_id, BEST_TAG, "true")
-        client.set_tag(self.parent_run_id, "best_run_id", run_id)
-        client.set_tag(self.parent_run_id, "best_trial", str(trial))
-        client.log_metric(self.parent_run_id, f"best_{OBJECTIVE}", score)
-        overrides = json.loads(client.get_run(run_id).data.tags.get(OVERRIDES_TAG, "[]"))
-        name = OmegaConf.select(config, "hparams_search.write_preset")
-        header = (f"Best trial ({trial}) of sweep {self.parent_run_id}: {OBJECTIVE} {score:.4f} (run {run_id}).\n"
-                  f"Reproduce: policy-topics train experiment={name or 'NAME'}")
-        text = preset_yaml(overrides, header).encode()
-        (out / PRESET_FILE).write_bytes(text)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(sweep_dir / PRESET_FILE, text)
-        lines = [f"  best trial   {trial}: {OBJECTIVE} {score:.4f} (run {run_id})",
-                 f"  preset       {sweep_dir / PRESET_FILE} (also on the parent run)"]
-        if name:
-            preset = config_dir() / "experiment" / f"{name}.yaml"
-            preset.parent.mkdir(exist_ok=True)
-            write_atomic(preset, text)
-            lines += [f"  written to   {preset}", f"  reproduce    policy-topics train experiment={name}"]
-        else:
-            lines.append(f"  reproduce    {command_line(overrides)}")
-        return lines
-
     def _abandon(self) -> None:
         """At exit, a sweep that did not finish leaves its parent FAILED, not RUNNING."""
         if self.parent_run_id is None or self._finished:
@@ -220,13 +154,6 @@ class SweepCallback(Callback):
         self._finished = True
         with suppress(Exception):  # the store itself may be what failed; nothing more to do at exit
             self._client().set_terminated(self.parent_run_id, "FAILED")
-
-
-def children_of(client: Any, parent_run_id: str) -> list[Any]:
-    """The child runs of a parent, in any experiment of the store."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                              max_results=50_000)
 
 
 @contextmanager
