@@ -1,17 +1,41 @@
-# The two commands of README: `make train` and `make test` (each installs what it needs first).
+# The two commands of README: `make train` and `make test`. Each target installs what it needs first, into
+# .venv: `train` the core package alone (`pip install -e .`), the others the extra they need (`.[dev]`,
+# `.[bench]`, `.[docs]`). Each install leaves a stamp file in .venv, redone only when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install system-deps train test test-fast lint bench bench-serve bench-load bench-peers bench-scale clean
+.PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
+	bench bench-serve bench-load bench-peers bench-scale clean
 
-install: $(VENV)/.installed
+## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
+install: $(VENV)/.installed-core
+## The test tools, and the extras the tests exercise (ray, bench with CPU torch, server).
+install-dev: $(VENV)/.installed-dev
+## The peers of the benchmarks: fastText and the embeddings extra.
+install-bench: $(VENV)/.installed-bench
+## MkDocs, the Material theme and mkdocstrings, to build the documentation site.
+install-docs: $(VENV)/.installed-docs
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[docs]'
 	touch $@
 
 ## Debian packages of the browser and tracking-server tests (chromium, chromium-driver, postgresql); quick when present
@@ -24,17 +48,26 @@ train: install
 
 ## Run the whole test suite (unit + end-to-end), one process per core, each taking whole test files (their
 ## fixtures are built once). Registered datasets come from POLICY_TOPICS_DATA_MIRROR.
-test: install system-deps
+test: install-dev system-deps
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/pytest -q -n auto --dist loadfile $(ARGS)
 
 ## The quick loop while changing code: ruff and the unit tests alone (no end-to-end test, no system packages).
-test-fast: install
+test-fast: install-dev
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e" $(ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests experiments
+
+## Build the documentation site into site/ (git-ignored); --strict: a broken link, anchor or missing page fails.
+## The command and configuration reference pages are generated from the code and conf/ at build time.
+docs: install-docs
+	$(BIN)/mkdocs build --strict --quiet
+
+## The documentation site on http://127.0.0.1:8000, rebuilt on every change.
+docs-serve: install-docs
+	$(BIN)/mkdocs serve
 
 ## Wall time and peak memory of training (medians of several runs); needs the data mirror.
 bench: install
@@ -48,18 +81,16 @@ bench-serve: install
 bench-load: install
 	$(BIN)/python experiments/bench_load.py
 
-## The project's default and presets against fastText and MiniLM embeddings on issue 7's folds (needs the
-## data mirror); rewrites experiments/results/peers.{json,md}. PEER_PRESETS=NAME,... picks the presets.
+## The project's default and presets against fastText and MiniLM embeddings (needs the data mirror);
+## rewrites experiments/results/peers.{json,md}. PEER_PRESETS=NAME,... picks the presets.
 PEER_PRESETS ?= uscongress_best,uscongress_tfidf,nytimes_tfidf,uscongress_tfidf_minilm,nytimes_tfidf_minilm
-bench-peers: install
-	$(BIN)/pip install --quiet -e '.[bench]'
+bench-peers: install-bench
 	$(BIN)/python experiments/bench_peers.py --presets $(PEER_PRESETS) $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
 ## peak memory). Long: the 1M in-memory run needs ~10 GB and ~15 min. Installs the `bench` extra (fastText).
-bench-scale: install
-	$(BIN)/pip install --quiet -e '.[bench]'
+bench-scale: install-bench
 	$(BIN)/python experiments/bench_scale.py --sizes 100000,1000000 --runs 3 --in-memory-runs 1 $(ARGS)
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache site
