@@ -29,9 +29,8 @@ def _probability(value: float | None) -> None:
         fail(f"--threshold must be between 0 and 1, not {value}")
 
 
-def predict_command(args: list[str]) -> None:
+def predict_parser() -> argparse.ArgumentParser:
     from policy_topics.serving import batch
-    from policy_topics.tracking.registry import load, resolve
 
     parser = argparse.ArgumentParser(prog="policy-topics predict", description="Code texts with a logged model.")
     parser.add_argument("texts", nargs="*", help="texts to code")
@@ -48,7 +47,14 @@ def predict_command(args: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--no-progress", action="store_true")
     _model_options(parser)
-    opts = parser.parse_args(args)
+    return parser
+
+
+def predict_command(args: list[str]) -> None:
+    from policy_topics.serving import batch
+    from policy_topics.tracking.registry import load, resolve
+
+    opts = predict_parser().parse_args(args)
     _probability(opts.threshold)
     if not opts.texts and opts.input is None:
         fail("nothing to predict: give texts as arguments, or --input FILE|FOLDER|-")
@@ -67,9 +73,7 @@ def predict_command(args: list[str]) -> None:
         print(f"{count} predictions from {loaded.metadata['model_uri']} written to {opts.output}", file=sys.stderr)
 
 
-def serve_command(args: list[str]) -> None:
-    from policy_topics.serving.http import Limits, serve
-
+def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="policy-topics serve", description="Serve a model over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
@@ -77,31 +81,47 @@ def serve_command(args: list[str]) -> None:
     parser.add_argument("--max-texts", type=int, default=1000, help="most texts per request")
     parser.add_argument("--max-bytes", type=int, default=1_000_000, help="largest request body")
     _model_options(parser)
-    opts = parser.parse_args(args)
+    return parser
+
+
+def serve_command(args: list[str]) -> None:
+    from policy_topics.serving.http import Limits, serve
+
+    opts = serve_parser().parse_args(args)
     _probability(opts.threshold)
     if opts.workers < 1 or opts.max_texts < 1 or opts.max_bytes < 1:
         fail("--workers, --max-texts and --max-bytes must be at least 1")
     serve(opts.model, opts.host, opts.port, opts.workers, Limits(opts.max_texts, opts.max_bytes), opts.threshold)
 
 
-def promote_command(args: list[str]) -> None:
-    from policy_topics.tracking.registry import CHAMPION, promote
+def promote_parser() -> argparse.ArgumentParser:
+    from policy_topics.tracking.registry import CHAMPION
 
     parser = argparse.ArgumentParser(prog="policy-topics promote",
                                      description="Point an alias (default: champion) at a registered model version.")
     parser.add_argument("name")
     parser.add_argument("version")
     parser.add_argument("--alias", default=CHAMPION)
-    opts = parser.parse_args(args)
+    return parser
+
+
+def promote_command(args: list[str]) -> None:
+    from policy_topics.tracking.registry import promote
+
+    opts = promote_parser().parse_args(args)
     uri = promote(opts.name, opts.version, opts.alias)
     print(f"{uri} -> version {opts.version}")
+
+
+def models_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog="policy-topics models",
+                                   description="List the registered models, their versions and aliases.")
 
 
 def models_command(args: list[str]) -> None:
     from policy_topics.tracking.registry import default_tracking_uri, tracking_client, version_table
 
-    argparse.ArgumentParser(prog="policy-topics models",
-                            description="List the registered models, their versions and aliases.").parse_args(args)
+    models_parser().parse_args(args)
     uri = default_tracking_uri()
     rows = version_table(tracking_client(uri))
     print(f"registered models in {uri}")
@@ -114,13 +134,17 @@ def models_command(args: list[str]) -> None:
         print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
 
 
-def rerun_command(args: list[str]) -> None:
-    from policy_topics.jobs.rerun import rerun
-
+def rerun_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="policy-topics rerun", description="Re-run a logged training run from "
                                      "its recorded config and report whether the metrics match (exit 4 if not).")
     parser.add_argument("run_id")
-    opts = parser.parse_args(args)
+    return parser
+
+
+def rerun_command(args: list[str]) -> None:
+    from policy_topics.jobs.rerun import rerun
+
+    opts = rerun_parser().parse_args(args)
     report = rerun(opts.run_id)
     print(report.render())
     if report.mismatched:
@@ -139,19 +163,9 @@ def leaderboard_command(args: list[str]) -> None:
         select,
         table,
     )
-    from policy_topics.search.trials import OBJECTIVE
     from policy_topics.tracking.registry import default_tracking_uri, tracking_client
 
-    parser = argparse.ArgumentParser(prog="policy-topics leaderboard",
-                                     description="Rank runs by a metric, diff two runs, plot per-topic F1.")
-    parser.add_argument("--experiment", "-e", help="experiment name (default: the only one with runs)")
-    parser.add_argument("--sweep", "-s", metavar="PARENT_RUN_ID|latest", help="rank the trials of one sweep")
-    parser.add_argument("--metric", "-m", default=OBJECTIVE,
-                        help=f"metric to sort by, highest first (default {OBJECTIVE})")
-    parser.add_argument("--top", "-n", type=int, default=10, help="how many runs to list and plot (default 10)")
-    parser.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"), help="show where two runs' configs differ")
-    parser.add_argument("--plot", metavar="OUT.png", help="write a per-topic F1 heatmap of the top runs (and log it)")
-    opts = parser.parse_args(args)
+    opts = leaderboard_parser().parse_args(args)
     if opts.top < 1:
         raise ConfigError("--top must be at least 1")
     out = Path(opts.plot).expanduser() if opts.plot else None
@@ -175,12 +189,36 @@ def leaderboard_command(args: list[str]) -> None:
         print(f"plot written to {out} and logged to run {run_id} (artifacts leaderboard/)")
 
 
+def leaderboard_parser() -> argparse.ArgumentParser:
+    from policy_topics.search.trials import OBJECTIVE
+
+    parser = argparse.ArgumentParser(prog="policy-topics leaderboard",
+                                     description="Rank runs by a metric, diff two runs, plot per-topic F1.")
+    parser.add_argument("--experiment", "-e", help="experiment name (default: the only one with runs)")
+    parser.add_argument("--sweep", "-s", metavar="PARENT_RUN_ID|latest", help="rank the trials of one sweep")
+    parser.add_argument("--metric", "-m", default=OBJECTIVE,
+                        help=f"metric to sort by, highest first (default {OBJECTIVE})")
+    parser.add_argument("--top", "-n", type=int, default=10, help="how many runs to list and plot (default 10)")
+    parser.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"), help="show where two runs' configs differ")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a per-topic F1 heatmap of the top runs (and log it)")
+    return parser
+
+
 def tracking_server_command(args: list[str]) -> None:
     """``policy-topics tracking-server [options] [-- mlflow server options]``."""
     from policy_topics.tracking.server import run
 
     split = args.index("--") if "--" in args else len(args)
     ours, extra = args[:split], args[split + 1:]
+    opts = tracking_server_parser().parse_args(ours)
+    if opts.workers < 1:
+        raise TrackingError("--workers must be at least 1")
+    folder = opts.dir or home_dir() / "tracking-server"
+    run(folder, opts.backend_store_uri, opts.artifacts_destination, opts.host, opts.port, opts.workers,
+        opts.postgres_port, extra)
+
+
+def tracking_server_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-topics tracking-server",
         description="Run a shared MLflow tracking server: runs and registry in PostgreSQL, artifacts proxied "
@@ -198,12 +236,7 @@ def tracking_server_command(args: list[str]) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=4, help="uvicorn workers of the MLflow server (default 4)")
     parser.add_argument("--postgres-port", type=int, default=5432, help="port of its own PostgreSQL (127.0.0.1 only)")
-    opts = parser.parse_args(ours)
-    if opts.workers < 1:
-        raise TrackingError("--workers must be at least 1")
-    folder = opts.dir or home_dir() / "tracking-server"
-    run(folder, opts.backend_store_uri, opts.artifacts_destination, opts.host, opts.port, opts.workers,
-        opts.postgres_port, extra)
+    return parser
 
 
 
@@ -217,4 +250,16 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "tracking-server": tracking_server_command,
     "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
     "leaderboard": leaderboard_command,
+}
+
+# The argparse parser of each argparse command, built without running it (the documentation's command
+# reference is generated from these). `train` and `evaluate` are Hydra apps: their arguments are overrides.
+PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
+    "predict": predict_parser,
+    "serve": serve_parser,
+    "promote": promote_parser,
+    "models": models_parser,
+    "rerun": rerun_parser,
+    "tracking-server": tracking_server_parser,
+    "leaderboard": leaderboard_parser,
 }
