@@ -62,6 +62,23 @@ def code_for_name(name: str) -> int | None:
     return _CODE_BY_NAME.get(name.strip().casefold())
 
 
+def major_of_subtopic(code: int) -> int | None:
+    """The major topic of a CAP subtopic code (3 or 4 digits whose leading digits are a major topic:
+    ``101`` -> 1, ``1205`` -> 12), or None when ``code`` is no such code."""
+    if 100 <= code <= 9999 and code // 100 in CAP_MAJOR_TOPICS:
+        return code // 100
+    return None
+
+
+def closest_name(text: str) -> str | None:
+    """The topic name nearest to a misspelled one (``"Helth"`` -> ``"Health"``), or None."""
+    import difflib
+
+    names = {name.casefold(): name for name in TOPICS.values()}
+    match = difflib.get_close_matches(text.strip().casefold(), list(names), n=1, cutoff=0.75)
+    return names[match[0]] if match else None
+
+
 def label(code: int) -> str:
     """``"3 Health"``: code and name together, for tables and plots."""
     return f"{code} {topic_name(code)}"

@@ -140,8 +140,18 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     empty = write(tmp / "empty.csv", 'body,topic\n"   ",3\n"",4\n')
     rare = write(tmp / "rare.csv", "body,topic\n" + GOOD_ROWS + '"Wildfire crews",27\n"Forest fire",27\n')
     odd = write(tmp / "odd.csv", "body,topic\n" + GOOD_ROWS + '"Moon base zoning",42\n')
+    nothing = write(tmp / "nothing.csv", "")
+    header = write(tmp / "header.csv", "body,topic\n\n")
+    subtopics = write(tmp / "subtopics.csv", "body,topic\n" + GOOD_ROWS.replace(",4\n", ",401\n"))
+    typo = write(tmp / "typo.csv", "body,topic\n" + GOOD_ROWS + '"Clinic waiting times",Helth\n')
     local = ["data=local", "data.text_column=body", "data.label_column=topic"]
     return {
+        "empty file": ([*local, f"data.path={nothing}"], "nothing.csv is empty"),
+        "header only": ([*local, f"data.path={header}"], "header.csv has a header (body, topic) but no rows"),
+        "subtopic codes refused": ([*local, f"data.path={subtopics}", "data.unknown_labels=error"],
+                                   "12 labels are CAP subtopic codes (401, ...)"),
+        "misspelled topic": ([*local, f"data.path={typo}"], "label 'Helth' (line 26) is neither a CAP code nor a "
+                                                            "topic name (1 such rows); did you mean 'Health'?"),
         "missing file": ([*local, f"data.path={tmp / 'nope.csv'}"], "data file not found"),
         "missing column": ([*local, f"data.path={good}", "data.text_column=title"],
                            "text column 'title' not found in good.csv; columns found: body, topic"),
@@ -158,7 +168,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-CASES = ["missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
+CASES = ["empty file", "header only", "subtopic codes refused", "misspelled topic", "missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
          "unknown key", "unknown option", "no mirror offline", "tracking down"]
 
 
@@ -175,3 +185,15 @@ def test_bad_input_gets_one_line_and_leaves_nothing_behind(case, home, tmp_path)
     assert "Traceback" not in result.stdout + result.stderr
     assert files_under(home / "data") == []
     assert run_count(home) == 0
+
+
+def test_subtopic_codes_and_float_codes_train_as_major_topics_and_cleaning_is_summed_up(home, tmp_path):
+    rows = GOOD_ROWS.replace(",4\n", ",401\n").replace(",3\n", ",3.0\n")
+    data = write(tmp_path / "coded.csv", "body,topic\n" + rows + '"   ",3\n"Bridge repairs",\n')
+    result = call_cli(["train", "data=local", f"data.path={data}", "data.text_column=body",
+                       "data.label_column=topic", "tracking.log_model=false"], home)
+    assert result.returncode == 0, result.stderr
+    assert "coded.csv: 12 labels are CAP subtopic codes (401, ...): each is coded as its major topic" in result.stderr
+    assert ("    cleaning: 26 rows read; 24 kept; 1 empty texts dropped; 1 missing labels dropped; "
+            "12 subtopic codes coded as their major topic") in result.stdout.splitlines()
+    assert "Unknown topic" not in result.stdout

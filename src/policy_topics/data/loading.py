@@ -42,17 +42,6 @@ def _delimiter(fmt: str, opts: ReadOptions) -> str:
     return opts.delimiter or ("\t" if fmt == "tsv" else ",")
 
 
-def csv_header(path: Path, fmt: str, opts: ReadOptions) -> list[str]:
-    """The column names of a delimited file, read from its first line only."""
-    try:
-        with open_text(path, opts.encoding) as fh:
-            return next(csv.reader(fh, delimiter=_delimiter(fmt, opts)), [])
-    except UnicodeDecodeError as exc:
-        raise _read_error(path, fmt, opts, exc) from exc
-    except (OSError, EOFError, csv.Error, LookupError) as exc:
-        raise DataFormatError(f"cannot read the header of {path.name} ({exc}); check data.format") from exc
-
-
 def _builder_kwargs(fmt: str, opts: ReadOptions, columns: list[str]) -> dict[str, Any]:
     if fmt in ("csv", "tsv"):
         import datasets
@@ -67,12 +56,48 @@ def _builder_kwargs(fmt: str, opts: ReadOptions, columns: list[str]) -> dict[str
     return {}
 
 
+def check_not_empty(path: Path, fmt: str, opts: ReadOptions) -> list[str]:
+    """Refuse an empty file, or a delimited file with a header and no rows, before ``datasets`` reads it
+    (its own messages for these say nothing useful); the header's columns for delimited files."""
+    if path.stat().st_size == 0:
+        raise DataFormatError(f"{path.name} is empty; give a file with a header line and one coded document per row")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:
+            raise _read_error(path, fmt, opts, exc) from exc
+        if rows == 0:
+            raise DataFormatError(f"{path.name} has no rows; give a file with one coded document per row")
+        return []
+    try:
+        with open_text(path, opts.encoding) as fh:
+            if fmt == "jsonl":
+                if not any(line.strip() for line in fh):
+                    raise DataFormatError(f"{path.name} is empty (only blank lines); give one JSON object per line")
+                return []
+            csv.field_size_limit(2**31 - 1)  # one long text is still one field
+            reader = csv.reader(fh, delimiter=_delimiter(fmt, opts))
+            header = next(reader, [])
+            if not any(cell.strip() for cell in header):
+                raise DataFormatError(f"{path.name} is empty; give a file with a header line and one coded "
+                                      "document per row")
+            if not any(any(cell.strip() for cell in row) for row in reader):
+                raise DataFormatError(f"{path.name} has a header ({', '.join(header)}) but no rows; add the coded "
+                                      "documents below it, one per line")
+            return header
+    except UnicodeDecodeError as exc:
+        raise _read_error(path, fmt, opts, exc) from exc
+    except (OSError, EOFError, csv.Error, LookupError) as exc:
+        raise DataFormatError(f"cannot read {path.name} ({exc}); check data.format and data.encoding") from exc
+
+
 def read_table(path: Path, opts: ReadOptions) -> pd.DataFrame:
     """Read ``path`` with ``datasets`` and return its text and label columns as strings."""
     fmt = infer_format(path, opts.format)
-    columns: list[str] = []
+    columns = check_not_empty(path, fmt, opts)
     if fmt in ("csv", "tsv"):
-        columns = csv_header(path, fmt, opts)
         check_columns(columns, path.name, opts)
     import datasets  # slow import: only on the paths that read data
 

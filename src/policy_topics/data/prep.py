@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,13 @@ from typing import Any
 import pandas as pd
 
 from policy_topics import taxonomy
-from policy_topics.data.loading import ReadOptions, read_hub, read_table
+from policy_topics.data.loading import ReadOptions, infer_format, read_hub, read_table
 from policy_topics.data.sources import resolve_file
 from policy_topics.errors import ConfigError, LabelError, PrepError
 from policy_topics.reporting import reporter
 
 # Bump when cleaning or splitting changes, so caches from older code are not reused.
-PREP_VERSION = 1
+PREP_VERSION = 2
 SPLITS = ("train", "validation", "test")
 MIN_PER_SPLIT_TOPIC = 3  # one document per split at the very least
 _SPACE = re.compile(r"\s+")
@@ -70,6 +70,7 @@ class CleaningReport:
     conflicting_rows: int = 0
     rare_topics_dropped: dict[int, int] = field(default_factory=dict)
     unknown_codes_kept: dict[int, int] = field(default_factory=dict)
+    subtopic_codes_mapped: int = 0
     rows_kept: int = 0
 
     def summary(self) -> str:
@@ -84,12 +85,29 @@ class CleaningReport:
                 parts.append(f"{count:,} {what} dropped")
         if self.rare_topics_dropped:
             parts.append(f"rare topics dropped: {self.rare_topics_dropped}")
+        if self.subtopic_codes_mapped:
+            parts.append(f"{self.subtopic_codes_mapped:,} subtopic codes coded as their major topic")
         return "; ".join(parts)
+
+    @property
+    def changed_anything(self) -> bool:
+        """Whether cleaning dropped or recoded any row (worth a line on the terminal)."""
+        return self.rows_kept != self.rows_read or bool(self.subtopic_codes_mapped)
+
+
+def row_place(line_offset: int) -> Callable[[int], str]:
+    """How a row is named in messages: ``line N`` as a spreadsheet or an editor shows it (``line_offset``
+    2 for a file with a header line, 1 for JSON lines), ``row N`` for tables without lines (0)."""
+    if line_offset:
+        return lambda index: f"line {index + line_offset}"
+    return lambda index: f"row {index + 1}"
 
 
 def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_name: str,
-          report: CleaningReport) -> pd.DataFrame:
-    """Normalise texts, parse labels, drop empties and duplicates (see :class:`CleaningReport`)."""
+          report: CleaningReport, place: Callable[[int], str] | None = None) -> pd.DataFrame:
+    """Normalise texts, parse labels, drop empties and duplicates (see :class:`CleaningReport`).
+    ``place`` names a row in messages (see :func:`row_place`; default ``row N``)."""
+    place = place or row_place(0)
     report.rows_read = len(frame)
     texts = frame["text"].fillna("").astype(str).map(lambda t: normalize_text(t, unicode_form))
     raw_labels = frame["label"]
@@ -97,10 +115,15 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
     bad = labels.isna() & raw_labels.map(lambda v: parse_label(v) is None and str(v).strip() not in ("", "nan"))
     if bad.any():
         first = int(bad.idxmax())
+        value = str(raw_labels[first]).strip()
+        near = taxonomy.closest_name(value)
+        hint = f"did you mean '{near}'? " if near else ""
         raise LabelError(
-            f"{source_name}: label {str(raw_labels[first])!r} (row {first + 1}) is neither a CAP code nor a topic "
-            f"name ({int(bad.sum())} such rows); map the labels to CAP codes, or pick another data.label_column"
+            f"{source_name}: label {value!r} ({place(first)}) is neither a CAP code nor a topic name "
+            f"({int(bad.sum())} such rows); {hint}map the labels to CAP codes or topic names, or pick another "
+            "data.label_column"
         )
+    labels = _major_topics_of_subtopics(labels, unknown_labels, source_name, report)
     out = pd.DataFrame({"text": texts, "label": labels})
     empty = out["text"] == ""
     report.empty_texts = int(empty.sum())
@@ -136,6 +159,26 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
             "and data.label_column point at the texts and their topic codes"
         )
     return out
+
+
+def _major_topics_of_subtopics(labels: pd.Series, unknown_labels: str, source_name: str,
+                               report: CleaningReport) -> pd.Series:
+    """CAP subtopic codes (``301`` Health insurance, ``1205``...) coded as their major topic (3, 12), with a
+    note; refused under ``data.unknown_labels=error``, which keeps every code as written."""
+    majors = labels.map(lambda c: None if c is None or c != c or taxonomy.is_known(int(c))
+                        else taxonomy.major_of_subtopic(int(c)))
+    subtopic = majors.notna()
+    if not subtopic.any():
+        return labels
+    examples = ", ".join(str(int(c)) for c in sorted(labels[subtopic].unique())[:4])
+    if unknown_labels == "error":
+        raise LabelError(f"{source_name}: {int(subtopic.sum())} labels are CAP subtopic codes ({examples}, ...); "
+                         "code them as their major topics (the leading digits) or set data.unknown_labels=warn, "
+                         "which does so")
+    report.subtopic_codes_mapped = int(subtopic.sum())
+    reporter().note(f"{source_name}: {report.subtopic_codes_mapped:,} labels are CAP subtopic codes ({examples}, "
+                    "...): each is coded as its major topic (301 -> 3 Health)")
+    return labels.where(~subtopic, majors)
 
 
 def enforce_topic_sizes(frame: pd.DataFrame, min_docs: int, rare_topics: str, source_name: str,
@@ -259,10 +302,13 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
         splits = {name: pd.read_parquet(target / f"{name}.parquet") for name in SPLITS}
         return PreparedData(str(data["name"]), fp, source, sha, splits, manifest["report"], target, True)
 
+    line_offset = 0
     if frame is None:
         frame = read_table(resolved.path, opts)
+        line_offset = {"csv": 2, "tsv": 2, "jsonl": 1}.get(infer_format(resolved.path, opts.format), 0)
     report = CleaningReport()
-    cleaned = clean(frame, prep["unicode_form"], str(data["unknown_labels"]), source_name, report)
+    cleaned = clean(frame, prep["unicode_form"], str(data["unknown_labels"]), source_name, report,
+                    row_place(line_offset))
     if whole:
         empty = cleaned.iloc[:0]
         splits = {"train": cleaned.reset_index(drop=True), "validation": empty, "test": empty}

@@ -59,6 +59,9 @@ def run_training(cfg: DictConfig) -> TrainingResult:
         prepared = prepare_dataset(container["data"], container["prep"], container["paths"])
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in prepared.splits.items())
         note["detail"] = f"{sizes} ({'reused' if prepared.reused else 'built'} {prepared.path.name})"
+    cleaning = prepared.report
+    if cleaning.get("rows_kept") != cleaning.get("rows_read") or cleaning.get("subtopic_codes_mapped"):
+        reporter().line(f"    cleaning: {cleaning['summary']}")
     options.check_folds(pd.concat(prepared.splits.values())["label"])
 
     from policy_topics.models.out_of_core import check_config, is_streaming
