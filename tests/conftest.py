@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -88,15 +89,18 @@ def call_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path 
     same parsing, checks, messages and exit codes, without the 3-5 s of imports a new process pays. For
     commands whose behaviour does not depend on a fresh process (signals, concurrency and stdin stay
     with :func:`run_cli`). The environment is the one :func:`run_cli` gives a child, restored afterwards,
-    and so are MLflow's process-wide tracking and registry URIs."""
+    and so are MLflow's process-wide tracking and registry URIs and the reporter and logger the CLI installs."""
     import mlflow.tracking._model_registry.utils as registry_utils
     import mlflow.tracking._tracking_service.utils as tracking_utils
 
+    from policy_topics import reporting
     from policy_topics.cli import main
 
     out, err, code = io.StringIO(), io.StringIO(), 0
     here = os.getcwd()
     uris = tracking_utils._tracking_uri, registry_utils._registry_uri
+    logger = logging.getLogger("policy_topics")
+    saved = reporting.reporter(), logger.handlers[:], logger.level, logger.propagate
     with _environment(cli_env(home, mirror, **extra)), redirect_stdout(out), redirect_stderr(err):
         os.chdir(cwd or home)
         try:
@@ -106,6 +110,8 @@ def call_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path 
         finally:
             os.chdir(here)
             tracking_utils._tracking_uri, registry_utils._registry_uri = uris
+            reporting.use_reporter(saved[0])
+            logger.handlers[:], logger.level, logger.propagate = saved[1], saved[2], saved[3]
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -168,7 +168,8 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-CASES = ["empty file", "header only", "subtopic codes refused", "misspelled topic", "missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
+CASES = ["empty file", "header only", "subtopic codes refused", "misspelled topic",
+         "missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
          "unknown key", "unknown option", "no mirror offline", "tracking down"]
 
 
