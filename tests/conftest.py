@@ -151,6 +151,14 @@ def compose(*overrides: str) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def store_client(home: Path):
+    """An MLflow client on the SQLite store of a project home (tracking and registry)."""
+    import mlflow
+
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def files_under(path: Path) -> list[Path]:
     """All files below ``path`` (none if it does not exist)."""
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []

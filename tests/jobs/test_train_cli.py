@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import call_cli, files_under, run_cli
+from conftest import REPO, call_cli, files_under, run_cli, store_client
 
 pytestmark = pytest.mark.e2e
 
@@ -198,3 +198,41 @@ def test_subtopic_codes_and_float_codes_train_as_major_topics_and_cleaning_is_su
     assert ("    cleaning: 26 rows read; 24 kept; 1 empty texts dropped; 1 missing labels dropped; "
             "12 subtopic codes coded as their major topic") in result.stdout.splitlines()
     assert "Unknown topic" not in result.stdout
+
+
+def small_corpus(tmp_path: Path, per_topic: int = 11) -> Path:
+    """The first ``per_topic`` documents of each topic of the demo corpus (written for this project)."""
+    import pandas as pd
+
+    demo = pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv")
+    small = demo.groupby("major", group_keys=False).head(per_topic)
+    path = tmp_path / "small.csv"
+    small.to_csv(path, index=False)
+    return path
+
+
+def test_a_small_corpus_is_evaluated_by_cross_validation_and_the_summary_says_what_helps(home, tmp_path):
+    corpus = small_corpus(tmp_path)
+    result = call_cli(["train", "data=local", f"data.path={corpus}", "data.label_column=major"], home)
+    assert result.returncode == 0, result.stderr
+    assert ("warning: small corpus: the held-out splits would hold validation 1.1 and test 2.2 documents per topic, "
+            "too few to measure anything; evaluating by stratified 5-fold cross-validation on all 231 documents "
+            "instead") in result.stderr
+    assert "5-fold" in result.stdout and "cv_macro_f1" not in result.stderr
+    assert "to do better (small corpus): pool a coded reference corpus in the same language" in result.stdout
+    assert "+data@pool.ref=uscongress +pool.ref.weight=0.3" in result.stdout
+    assert "or add sentence embeddings (the embeddings extra): features=word_char_minilm" in result.stdout
+    run = mlflow_runs(home, "local")[0]
+    assert run.data.params["evaluation.cv_folds"] == "5" and "cv_macro_f1_mean" in run.data.metrics
+    assert not any(k.startswith(("val_", "test_")) for k in run.data.metrics)
+    card = store_client(home).download_artifacts(run.info.run_id, "model_card.md")
+    assert "**Small corpus**: the held-out splits would hold" in Path(card).read_text()
+
+
+def test_a_small_corpus_keeps_the_split_the_command_line_chose_and_still_warns(home, tmp_path):
+    corpus = small_corpus(tmp_path)
+    result = call_cli(["train", "data=local", f"data.path={corpus}", "data.label_column=major", "prep.test_size=0.2",
+                       "tracking.log_model=false"], home)
+    assert result.returncode == 0, result.stderr
+    assert "read its scores as rough (evaluation.cv_folds=5 gives intervals)" in result.stderr
+    assert "test_macro_f1" in mlflow_runs(home, "local")[0].data.metrics

@@ -122,6 +122,7 @@ def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitE
         *_config_lines(container, is_calibrated(pipeline)),
         "- Full resolved config: the run's `config.yaml` artifact and params.", "",
         "## Evaluation", "",
+        *([f"**Small corpus**: {container['_small_corpus']}.", ""] if container.get("_small_corpus") else []),
         *_evaluation_lines(evaluations, report), "",
         "## Per topic", "",
         *markdown_table(_per_topic(evaluations, report, train_counts)), "",

@@ -49,7 +49,7 @@ def run_training(cfg: DictConfig) -> TrainingResult:
     check_reachable(target)
     options = EvaluationOptions.from_config(container["evaluation"])
     reporter().line(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
-         f"-> {target.uri} (experiment '{target.experiment}')")
+                    f"-> {target.uri} (experiment '{target.experiment}')")
 
     from policy_topics.jobs.fitting import warm_up
 
@@ -62,6 +62,7 @@ def run_training(cfg: DictConfig) -> TrainingResult:
     cleaning = prepared.report
     if cleaning.get("rows_kept") != cleaning.get("rows_read") or cleaning.get("subtopic_codes_mapped"):
         reporter().line(f"    cleaning: {cleaning['summary']}")
+    options = _small_corpus(container, prepared.splits, options)
     options.check_folds(pd.concat(prepared.splits.values())["label"])
 
     from policy_topics.models.out_of_core import check_config, is_streaming
@@ -79,6 +80,27 @@ def run_training(cfg: DictConfig) -> TrainingResult:
         if pool:
             log_pool(pool)
         return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
+
+
+def _small_corpus(container: dict[str, Any], splits: dict[str, pd.DataFrame], options: Any) -> Any:
+    """Held-out splits too small to measure anything: say so, and switch to cross-validation where allowed
+    (see :mod:`policy_topics.jobs.small_corpus`); the options to evaluate with."""
+    from dataclasses import replace
+
+    from policy_topics.jobs import small_corpus
+
+    settings = dict(container["evaluation"].get("small_corpus") or {})
+    if container["model"].get("stream"):  # a streamed fit has no cross-validation
+        settings["switch_to_cv"] = False
+    found = small_corpus.check(splits, settings, options.cv_folds, small_corpus.command_line_overrides())
+    if found is None:
+        return options
+    reporter().warn(found.message())
+    container["_small_corpus"] = found.message().removeprefix("small corpus: ")
+    if not found.switched:
+        return options
+    container["evaluation"]["cv_folds"] = found.folds
+    return replace(options, cv_folds=found.folds)
 
 
 def _prepare_pool(container: dict[str, Any], prepared: Any, stages: Stages, streaming: bool) -> list[Any]:
@@ -180,7 +202,14 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         mlflow.log_text(model_card.render(container, prepared, evaluations, findings, pipeline, run_id, model_uri,
                                           registered), "model_card.md")
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
-                          stages.timings, findings.lines)
+                          stages.timings, findings.lines + _hints(container, metrics))
+
+
+def _hints(container: dict[str, Any], metrics: dict[str, float]) -> list[str]:
+    from policy_topics.jobs.small_corpus import hints
+
+    score = metrics.get("cv_macro_f1_mean", metrics.get("test_macro_f1"))
+    return hints(container, score, "_small_corpus" in container)
 
 
 def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation], ngrams: pd.DataFrame,
