@@ -38,6 +38,12 @@ class Reporter:
         """A counter to advance by the number of items done (``unit`` names them)."""
         yield lambda n: None
 
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        """A block whose own prints (a library's "Successfully registered model", say) the user did not ask
+        for; the default reporter lets them through, the CLI's keeps them for ``--verbose``."""
+        yield
+
     def stop(self, error: PolicyTopicsError) -> NoReturn:
         """End the command with ``error``, even from code whose caller swallows exceptions (Hydra's
         callbacks turn them into warnings)."""

@@ -109,6 +109,15 @@ def test_default_command_trains_the_demo_corpus_offline(home):
     runs = mlflow_runs(home, "demo")
     assert len(runs) == 1 and runs[0].data.metrics["test_macro_f1"] > 0.5
     assert "data=demo" in result.stdout
+    assert result.stderr == ""  # no MLflow, tqdm or multiprocessing chatter on a normal run
+    assert all(line.startswith(("policy-topics train:", "  ")) or not line.strip()
+               for line in result.stdout.splitlines()), result.stdout
+
+
+def test_verbose_shows_what_the_libraries_print(home):
+    result = run_cli(["train", "-v", "features=word"], home)
+    assert result.returncode == 0, result.stderr
+    assert "Successfully registered model 'policy-topics-demo'" in result.stdout + result.stderr
 
 
 def test_multirun_sweeps_models_into_child_runs_of_one_parent_run(home):

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from policy_topics.cli.commands import COMMANDS
-from policy_topics.cli.output import fail, quiet_libraries, terminate_as_interrupt, unexpected, use_terminal
+from policy_topics.cli.output import (
+    VERBOSE_ENV,
+    VERBOSE_FLAGS,
+    fail,
+    quiet_libraries,
+    terminate_as_interrupt,
+    unexpected,
+    use_terminal,
+)
 from policy_topics.errors import PolicyTopicsError
 from policy_topics.paths import register_resolvers
 
@@ -33,6 +41,7 @@ commands:
   evaluate  score a model on a dataset, e.g. cross-domain: policy-topics evaluate data=nytimes model_ref=MODEL
   leaderboard  rank runs by a metric, diff two runs, plot per-topic F1: policy-topics leaderboard --sweep latest
 
+-v/--verbose (anywhere on the line) shows what the libraries print (MLflow, Hugging Face, progress bars).
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,
 the one registered model that has the alias 'champion'. Run `policy-topics COMMAND --help` for options.
 """
@@ -58,6 +67,9 @@ def _exit_without_teardown() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in VERBOSE_FLAGS for a in args):  # anywhere on the line: the library's own output, shown
+        os.environ[VERBOSE_ENV] = "1"
+        args = [a for a in args if a not in VERBOSE_FLAGS]
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return

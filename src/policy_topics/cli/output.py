@@ -15,6 +15,12 @@ from policy_topics.errors import PolicyTopicsError
 from policy_topics.reporting import Reporter, use_reporter
 
 DEBUG_ENV = "POLICY_TOPICS_DEBUG"
+VERBOSE_ENV = "POLICY_TOPICS_VERBOSE"  # set by -v/--verbose; inherited by a sweep's worker processes
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def is_verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -42,6 +48,17 @@ class TerminalReporter(Reporter):
         with tqdm(unit=unit, disable=not enabled, file=sys.stderr, mininterval=0.5) as bar:
             yield bar.update
 
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        if is_verbose():
+            yield
+            return
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            yield
+
     def stop(self, error: PolicyTopicsError) -> NoReturn:
         fail(str(error), error.exit_code)
 
@@ -61,11 +78,19 @@ def terminate_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def quiet_libraries() -> None:
-    """Keep the terminal to our stages: MLflow's INFO lines, progress bars and hint warnings go."""
+    """Keep the terminal to our stages: MLflow's INFO lines, progress bars (MLflow's, Hugging Face's
+    "Loading weights"), hint warnings and the resource tracker's "leaked semaphore" note at exit go, unless
+    ``--verbose``. Set as environment variables too, so worker processes (fits, sweeps) inherit them."""
     import warnings
 
+    if is_verbose():
+        return
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     for module in ("mlflow", "datasets", "sklearn"):
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
@@ -82,5 +107,6 @@ def use_terminal() -> None:
     package.handlers[:] = [handler]
     package.setLevel(logging.INFO)
     package.propagate = False
-    for noisy in ("mlflow", "alembic", "datasets", "urllib3", "httpx", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    for noisy in ("mlflow", "alembic", "datasets", "urllib3", "httpx", "matplotlib", "sentence_transformers",
+                  "transformers"):
+        logging.getLogger(noisy).setLevel(logging.INFO if is_verbose() else logging.ERROR)

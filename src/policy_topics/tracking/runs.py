@@ -18,6 +18,7 @@ import pandas as pd
 
 from policy_topics import __version__
 from policy_topics.paths import PACKAGE_DIR, resources_dir
+from policy_topics.reporting import reporter
 from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_while_locked
 
 MODEL_NAME = "model"
@@ -170,6 +171,7 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
     mlflow.set_tag("model_uri", info.model_uri)
     version = None
     if registered_name:
-        version = mlflow.register_model(info.model_uri, registered_name).version
+        with reporter().muted():  # MLflow prints "Successfully registered model ..." itself
+            version = mlflow.register_model(info.model_uri, registered_name).version
         mlflow.set_tag("registered_model", f"models:/{registered_name}/{version}")
     return info.model_uri, None if version is None else str(version)
