@@ -244,6 +244,7 @@ class PreparedData:
     report: dict[str, Any]
     path: Path
     reused: bool
+    local_file: str = ""  # the absolute path of a local data file (not of a registered or Hub dataset)
 
     @property
     def source_identity(self) -> str:
@@ -279,6 +280,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
         "delimiter": opts.delimiter, "encoding": opts.encoding, "unknown_labels": data["unknown_labels"],
     }
     frame: pd.DataFrame | None = None
+    local_file = ""
     if data["source"] == "hub":
         if not data.get("hub_id"):
             raise ConfigError("data.hub_id is not set; give data.hub_id=OWNER/NAME")
@@ -292,6 +294,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
         resolved = resolve_file(str(data["path"]), data.get("url"), data.get("sha256"),
                                 paths["raw_dir"], paths.get("data_mirror"))
         identity, source, sha, source_name = resolved.sha256, resolved.source, resolved.sha256, resolved.path.name
+        local_file = "" if data.get("url") else str(resolved.path.resolve())
     else:
         raise ConfigError(f"data.source must be file or hub, not '{data['source']}'")
 
@@ -300,7 +303,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     if (target / "manifest.json").is_file():
         manifest = json.loads((target / "manifest.json").read_text())
         splits = {name: pd.read_parquet(target / f"{name}.parquet") for name in SPLITS}
-        return PreparedData(str(data["name"]), fp, source, sha, splits, manifest["report"], target, True)
+        return PreparedData(str(data["name"]), fp, source, sha, splits, manifest["report"], target, True, local_file)
 
     line_offset = 0
     if frame is None:
@@ -321,7 +324,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     manifest = {"name": data["name"], "fingerprint": fp, "source": source, "source_sha256": sha,
                 "read": read_settings, "prep": dict(prep), "report": report_dict}
     _write_atomically(target, splits, manifest)
-    return PreparedData(str(data["name"]), fp, source, sha, splits, report_dict, target, False)
+    return PreparedData(str(data["name"]), fp, source, sha, splits, report_dict, target, False, local_file)
 
 
 def _write_atomically(target: Path, splits: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policy_topics.errors import RunNotFoundError
+from policy_topics.errors import DataSourceError, RunNotFoundError
 
 TOLERANCE = 1e-9
 
@@ -71,6 +71,26 @@ def _differences(old: Any, new: Any) -> list[str]:
     return notes
 
 
+def _same_data_file(config: Any, original: Any, run_id: str) -> None:
+    """Point a local dataset at the absolute path the run recorded (a relative ``data.path`` meant the
+    folder the training ran in), refusing in one line a file that is gone or changed since."""
+    from policy_topics.data.sources import file_sha256
+    from policy_topics.tracking.runs import RESOLVED_PATH_PARAM
+
+    recorded = original.data.params.get(RESOLVED_PATH_PARAM)
+    if not recorded:
+        return
+    path, sha = Path(recorded), original.data.params.get("data.source_sha256", "")
+    if not path.is_file():
+        raise DataSourceError(f"run {run_id} was trained on {path}, which is not there any more; put the file "
+                              f"back (sha256 {sha[:12]}...) to re-run it")
+    now = file_sha256(path)
+    if sha and now != sha:
+        raise DataSourceError(f"{path} changed since run {run_id} was trained on it (sha256 {sha[:12]}... then, "
+                              f"{now[:12]}... now), so a re-run would not repeat it; restore the file, or train anew")
+    config.data.path = str(path)
+
+
 def rerun(run_id: str) -> RerunReport:
     """Train again from ``run_id``'s recorded config into the same store; compare the outcomes."""
     from hydra import compose, initialize_config_dir
@@ -90,6 +110,7 @@ def rerun(run_id: str) -> RerunReport:
     config.tracking.store_dir = str(Path(here.tracking.store_dir))
     config.tracking.register_as = None
     config.tracking.run_name = f"rerun-of-{run_id[:8]}"
+    _same_data_file(config, original, run_id)
     result = run_training(OmegaConf.create(OmegaConf.to_container(config)))
     client.set_tag(result.run_id, "rerun_of", run_id)
     repeated = client.get_run(result.run_id)

@@ -166,7 +166,8 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     train = prepared.splits["train"]
     with stages.stage("log setup"):
         runs.log_setup(container, OmegaConf.to_yaml(cfg, resolve=True), prepared.splits, prepared.name,
-                           prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report)
+                      prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report,
+                      prepared.local_file)
 
     from policy_topics.jobs.out_of_core import fit_and_evaluate as fit_and_evaluate_out_of_core
     from policy_topics.models.out_of_core import is_streaming
@@ -201,7 +202,8 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     with stages.stage("log model card"):
         mlflow.log_text(model_card.render(container, prepared, evaluations, findings, pipeline, run_id, model_uri,
                                           registered), "model_card.md")
-    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered, target.ui_command(),
+    return TrainingResult(run_id, target.experiment, metrics, model_uri, registered,
+                          target.ui_command(mlflow.active_run().info.experiment_id),
                           stages.timings, findings.lines + _hints(container, metrics))
 
 

@@ -23,6 +23,7 @@ from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_wh
 
 MODEL_NAME = "model"
 MODEL_DIGEST_TAG = "model_sha256"
+RESOLVED_PATH_PARAM = "data.resolved_path"
 
 def _git(*args: str) -> str | None:
     try:
@@ -98,13 +99,16 @@ def _forget_registered_version(run_id: str) -> None:
 
 
 def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, pd.DataFrame], name: str,
-              fingerprint: str, source: str, source_sha256: str, cleaning: Mapping[str, Any]) -> None:
-    """Record what the run is made of: params, config file, dataset inputs, git state."""
+              fingerprint: str, source: str, source_sha256: str, cleaning: Mapping[str, Any],
+              local_file: str = "") -> None:
+    """Record what the run is made of: params, config file, dataset inputs, git state. A local data file's
+    absolute path is recorded too (``data.resolved_path``), so a rerun finds it from any folder."""
     import mlflow
 
     # (keys starting with "_" are what the job computed, such as the pooled rows, not configuration)
     mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra") and k[0] != "_"}))
-    mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a"})
+    mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a",
+                       **({RESOLVED_PATH_PARAM: local_file} if local_file else {})})
     mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name})
     mlflow.log_text(config_yaml, "config.yaml")
     mlflow.log_dict(dict(cleaning), "data/cleaning.json")
