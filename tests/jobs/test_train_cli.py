@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -109,6 +110,12 @@ def test_default_command_trains_the_demo_corpus_offline(home):
     runs = mlflow_runs(home, "demo")
     assert len(runs) == 1 and runs[0].data.metrics["test_macro_f1"] > 0.5
     assert "data=demo" in result.stdout
+    run = runs[0]
+    assert re.fullmatch(r"demo-linearsvc-word\+char-[0-9a-f]{4}", run.info.run_name)
+    assert run.data.tags["mlflow.note.content"].startswith(
+        f"linearsvc on word+char features, trained on demo: test macro-F1 {run.data.metrics['test_macro_f1']:.3f}")
+    timings = [m for m in run.data.metrics if m.startswith("timing/")]
+    assert "timing/prepare_data_s" in timings and not any(m.startswith("time_") for m in run.data.metrics)
     assert result.stderr == ""  # no MLflow, tqdm or multiprocessing chatter on a normal run
     assert all(line.startswith(("policy-topics train:", "  ")) or not line.strip()
                for line in result.stdout.splitlines()), result.stdout

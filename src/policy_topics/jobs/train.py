@@ -23,6 +23,7 @@ from policy_topics.jobs.stages import Stages
 from policy_topics.reporting import reporter
 
 _NGRAM_SAMPLE = 20_000
+TIMING_PREFIX = "timing/"  # stage timings, apart from the quality metrics (MLflow's UI groups them by prefix)
 
 
 @dataclass
@@ -67,7 +68,7 @@ def run_training(cfg: DictConfig) -> TrainingResult:
 
     from policy_topics.models.out_of_core import check_config, is_streaming
     from policy_topics.models.pipeline import build_pipeline, check_parameters
-    from policy_topics.tracking.runs import log_pool, start_run
+    from policy_topics.tracking.runs import log_pool, readable_run_name, start_run
 
     check_config(container["features"], container["model"], container["evaluation"])
     pool = _prepare_pool(container, prepared, stages, is_streaming(container["model"]))
@@ -76,7 +77,8 @@ def run_training(cfg: DictConfig) -> TrainingResult:
 
     with ExitStack() as stack:
         with stages.stage("start MLflow run"):
-            run = stack.enter_context(start_run(target, container["tracking"].get("run_name")))
+            run = stack.enter_context(start_run(target, container["tracking"].get("run_name")
+                                                or readable_run_name(container)))
         if pool:
             log_pool(pool)
         return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
@@ -162,6 +164,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     from policy_topics.jobs import analysis, model_card
     from policy_topics.models.pipeline import top_ngrams
     from policy_topics.tracking import runs
+    from policy_topics.tracking.runs import DESCRIPTION_TAG, headline
 
     train = prepared.splits["train"]
     with stages.stage("log setup"):
@@ -199,6 +202,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
             if version:
                 registered = f"models:/{name}/{version}"
                 note["detail"] = f"registered {registered}"
+    mlflow.set_tag(DESCRIPTION_TAG, headline(container, metrics, registered))
     with stages.stage("log model card"):
         mlflow.log_text(model_card.render(container, prepared, evaluations, findings, pipeline, run_id, model_uri,
                                           registered), "model_card.md")
@@ -236,7 +240,7 @@ def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[Spl
             f"{prepared.name} / {container['model']['name']}", evaluations, ngrams,
             prepared.report["summary"]))
         mlflow.log_metrics(metrics)
-        mlflow.log_metrics({"time_" + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
+        mlflow.log_metrics({TIMING_PREFIX + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
         mlflow.log_artifacts(str(out))
 
 

@@ -98,7 +98,7 @@ def rank(runs: list[Any], metric: str) -> list[Any]:
     """Runs that logged ``metric``, best (highest) first; ties in trial order, then start order."""
     scored = [r for r in runs if metric in r.data.metrics and not math.isnan(r.data.metrics[metric])]
     if not scored:
-        metrics = sorted({m for r in runs for m in r.data.metrics if not m.startswith("time_")})
+        metrics = sorted({m for r in runs for m in r.data.metrics if not m.startswith(("timing/", "time_"))})
         raise RunNotFoundError(f"no run here logged metric '{metric}'; metrics: {_names(metrics, 20)}")
     return sorted(scored, key=lambda r: (-r.data.metrics[metric], int(r.data.tags.get(TRIAL_TAG, 0)),
                                          r.info.start_time))

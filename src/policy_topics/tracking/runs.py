@@ -6,6 +6,7 @@ marked KILLED or FAILED and leaves no registered version behind.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,47 @@ from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_wh
 MODEL_NAME = "model"
 MODEL_DIGEST_TAG = "model_sha256"
 RESOLVED_PATH_PARAM = "data.resolved_path"
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in MLflow's UI
+RUN_CONTEXT_ENV = "MLFLOW_RUN_CONTEXT"  # tags MLflow adds to every new run (a sweep names its trials there)
+
+
+def features_label(features: Mapping[str, Any]) -> str:
+    """``word+char``, ``word+char+minilm``, ``hashing``: what the features block holds, in a word."""
+    if str(features.get("kind", "tfidf")) == "hashing":
+        return "hashing"
+    blocks = ["word"]
+    if (features.get("char") or {}).get("enabled"):
+        blocks.append("char")
+    if (features.get("embeddings") or {}).get("enabled"):
+        blocks.append("minilm")
+    return "+".join(blocks)
+
+
+def readable_run_name(container: Mapping[str, Any]) -> str | None:
+    """``demo-linearsvc-word+char-3f9a``: dataset, model, features and a short random id, instead of
+    MLflow's random words; None inside a sweep, whose trials are named by their number."""
+    import secrets
+
+    if "mlflow.runName" in json.loads(os.environ.get(RUN_CONTEXT_ENV) or "{}"):
+        return None
+    return (f"{container['data']['name']}-{container['model']['name']}-{features_label(container['features'])}-"
+            f"{secrets.token_hex(2)}")
+
+
+def headline(container: Mapping[str, Any], metrics: Mapping[str, float], registered: str | None) -> str:
+    """The run's description: what was trained on what, and how well (the model card has the rest)."""
+    what = (f"{container['model']['name']} on {features_label(container['features'])} features, trained on "
+            f"{container['data']['name']}")
+    if "cv_macro_f1_mean" in metrics:
+        score = (f"{int(metrics.get('cv_folds', 0))}-fold cross-validated macro-F1 {metrics['cv_macro_f1_mean']:.3f} "
+                 f"(+- {metrics.get('cv_macro_f1_std', 0):.3f})")
+    elif "test_macro_f1" in metrics:
+        score = (f"test macro-F1 {metrics['test_macro_f1']:.3f}, accuracy {metrics['test_accuracy']:.3f} on "
+                 f"{int(metrics['test_n_docs']):,} documents")
+    else:
+        score = f"validation macro-F1 {metrics.get('val_macro_f1', float('nan')):.3f}"
+    return f"{what}: {score}." + (f" Registered as {registered}." if registered else "") + \
+        " See the model card (model_card.md) for per-topic scores, auto-coding coverage and known limits."
 
 def _git(*args: str) -> str | None:
     try:
