@@ -141,14 +141,51 @@ def test_promote_and_models_commands(demo_store):
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.strip().startswith("topics-demo"))
     assert row.split()[:4] == ["topics-demo", "1", "champion", demo_store.run_id]
-    assert 0.5 < float(row.split()[4]) <= 1
+    assert 0.5 < float(row.split()[4]) <= 1 and row.split()[5] == "(test)"
     assert "registered: topics-demo (versions 1" in one_line_error(call_cli(["promote", "topics-demo", "9"],
                                                                               demo_store.home))
     assert "cannot point" in one_line_error(call_cli(["promote", "no-such-model", "1"], demo_store.home))
     staged = call_cli(["promote", "topics-demo", "1", "--alias", "staging"], demo_store.home)
     assert staged.stdout.strip() == "models:/topics-demo@staging -> version 1"
-    assert topics(predictions(call_cli(["predict", "--model", "models:/topics-demo@staging", TEXTS[1]],
-                                      demo_store.home).stdout)) == ["Defense"]
+    for reference in ("models:/topics-demo@staging", "topics-demo@staging", "topics-demo/1"):
+        assert topics(predictions(call_cli(["predict", "--model", reference, TEXTS[1]],
+                                          demo_store.home).stdout)) == ["Defense"], reference
+
+
+def test_model_shorthands_name_the_registered_model():
+    from policy_topics.tracking.registry import model_uri
+
+    assert model_uri("topics@staging") == "models:/topics@staging"
+    assert model_uri("topics/3") == "models:/topics/3"
+    assert model_uri("topics") == "models:/topics@champion"
+    assert model_uri("models:/topics@champion") == "models:/topics@champion"
+    assert model_uri("runs:/abc/model") == "runs:/abc/model"
+
+
+def test_several_champions_are_listed_with_the_flag_that_picks_one(demo_store, tmp_path):
+    import shutil
+
+    import mlflow
+
+    home = tmp_path / "two"
+    shutil.copytree(demo_store.home, home)
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # (the version's source is a logged model of this store)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("other-topics")
+    source = client.get_model_version("topics-demo", "1").source
+    client.create_model_version("other-topics", source, run_id=demo_store.run_id)
+    client.set_registered_model_alias("other-topics", "champion", "1")
+    line = one_line_error(call_cli(["predict", "some text"], home))
+    assert ("several registered models have the alias 'champion'" in line
+            and "other-topics, topics-demo; pick one with --model NAME, e.g. --model other-topics" in line)
+
+
+def test_a_cross_validated_model_is_listed_with_its_cv_figure(home):
+    trained = call_cli(["train", "features=word", "evaluation.cv_folds=3"], home)
+    assert trained.returncode == 0, trained.stderr
+    row = next(line for line in call_cli(["models"], home).stdout.splitlines() if "policy-topics-demo" in line)
+    assert row.split()[-2:][1] == "cv)" and row.split()[-3:][1] == "(3-fold" and float(row.split()[-3]) > 0.3
 
 
 def test_no_champion_is_one_line_that_says_how_to_promote(home):

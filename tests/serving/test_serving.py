@@ -27,6 +27,7 @@ def test_health_and_metadata_describe_the_champion(server, demo_store):
     status, meta = request(server + "/metadata")
     assert status == 200
     assert meta["model_uri"] == "models:/topics-demo@champion" and meta["run_id"] == demo_store.run_id
+    assert meta["loaded"] == "models:/topics-demo/1" and meta["version"] == "1"  # what the alias pointed at
     assert {"code": 3, "topic": "Health"} in meta["topics"] and len(meta["topics"]) == 21
     assert 0 < meta["metrics"]["test_macro_f1"] <= 1
     assert meta["limits"] == {"max_texts": 20, "max_bytes": 4000}

@@ -70,7 +70,7 @@ def predict_command(args: list[str]) -> None:
         count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),
                                      opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress)
     if opts.output:
-        print(f"{count} predictions from {loaded.metadata['model_uri']} written to {opts.output}", file=sys.stderr)
+        print(f"{count} predictions from {loaded.metadata['loaded']} written to {opts.output}", file=sys.stderr)
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -128,9 +128,9 @@ def models_command(args: list[str]) -> None:
     if not rows:
         print("  none yet: train one (policy-topics train registers it)")
         return
-    print(f"  {'name':<28} {'version':>7}  {'aliases':<16} {'run id':<32}  test macro-F1")
+    print(f"  {'name':<28} {'version':>7}  {'aliases':<16} {'run id':<32}  macro-F1")
     for row in rows:
-        f1 = "-" if row["test_macro_f1"] is None else f"{row['test_macro_f1']:.3f}"
+        f1 = "-" if row["macro_f1"] is None else f"{row['macro_f1']:.3f} ({row['scored_on']})"
         print(f"  {row['name']:<28} {row['version']:>7}  {row['aliases'] or '-':<16} {row['run_id'] or '-':<32}  {f1}")
 
 

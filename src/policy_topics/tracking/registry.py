@@ -44,18 +44,29 @@ def available(client: Any) -> str:
     return "; ".join(parts) or "none"
 
 
+def headline_score(metrics: dict[str, float]) -> dict[str, Any]:
+    """The macro-F1 a run is known by, and where it comes from: the test split, or the mean over the
+    folds of a cross-validated run (``k-fold cv``); None for neither."""
+    if "test_macro_f1" in metrics:
+        return {"macro_f1": metrics["test_macro_f1"], "scored_on": "test"}
+    if "cv_macro_f1_mean" in metrics:
+        return {"macro_f1": metrics["cv_macro_f1_mean"], "scored_on": f"{int(metrics.get('cv_folds', 0))}-fold cv"}
+    return {"macro_f1": None, "scored_on": ""}
+
+
 def version_table(client: Any) -> list[dict[str, Any]]:
-    """One row per registered version: name, version, aliases, run and its test macro-F1."""
+    """One row per registered version: name, version, aliases, run and its macro-F1 (see
+    :func:`headline_score`)."""
     rows = []
     for model in client.search_registered_models():
         aliases: dict[str, list[str]] = {}
         for alias, version in model.aliases.items():
             aliases.setdefault(str(version), []).append(alias)
         for version in sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version)):
-            metric = client.get_run(version.run_id).data.metrics.get("test_macro_f1") if version.run_id else None
+            metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
             rows.append({"name": model.name, "version": int(version.version),
                          "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
-                         "run_id": version.run_id, "test_macro_f1": metric})
+                         "run_id": version.run_id, **headline_score(metrics)})
     return rows
 
 
@@ -64,11 +75,20 @@ class ResolvedModel:
     uri: str
     run_id: str | None
     tracking_uri: str
+    version: str | None = None  # the registered version an alias pointed at when resolved
+
+    @property
+    def loaded(self) -> str:
+        """What was loaded: ``models:/NAME/VERSION`` for an alias, else the URI as given."""
+        if self.version and "@" in self.uri:
+            return f"{self.uri.split('@', 1)[0]}/{self.version}"
+        return self.uri
 
 
 def resolve(reference: str | None, tracking_uri: str | None = None) -> ResolvedModel:
-    """Turn a run id, ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``NAME`` (its champion) or
-    nothing (the only champion) into a loadable URI, or fail listing what exists."""
+    """Turn a run id, ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` (or the same without ``models:/``),
+    ``NAME`` (its champion) or nothing (the only champion) into a loadable URI, or fail listing what
+    exists."""
     from mlflow.exceptions import MlflowException
 
     tracking_uri = tracking_uri or default_tracking_uri()
@@ -82,35 +102,51 @@ def resolve(reference: str | None, tracking_uri: str | None = None) -> ResolvedM
             return ResolvedModel(uri, reference, tracking_uri)
         if not reference:
             champions = [m.name for m in client.search_registered_models() if CHAMPION in m.aliases]
-            if len(champions) != 1:
-                problem = "no registered model has" if not champions else "several registered models have"
+            if len(champions) > 1:
                 raise ModelNotFoundError(
-                    f"{problem} the alias '{CHAMPION}' in {tracking_uri}; pass --model models:/NAME@ALIAS or "
+                    f"several registered models have the alias '{CHAMPION}' in {tracking_uri}: "
+                    f"{', '.join(sorted(champions))}; pick one with --model NAME, e.g. --model {sorted(champions)[0]}")
+            if not champions:
+                raise ModelNotFoundError(
+                    f"no registered model has the alias '{CHAMPION}' in {tracking_uri}; pass --model NAME@ALIAS or "
                     f"promote one (policy-topics promote NAME VERSION); registered: {available(client)}")
             reference = f"models:/{champions[0]}@{CHAMPION}"
-        elif not reference.startswith(("models:/", "runs:/")):
-            reference = f"models:/{reference}@{CHAMPION}"
-        return ResolvedModel(reference, _check(client, reference), tracking_uri)
+        else:
+            reference = model_uri(reference)
+        run_id, version = _check(client, reference)
+        return ResolvedModel(reference, run_id, tracking_uri, version)
     except MlflowException as exc:
         raise ModelNotFoundError(
             f"model {reference!r} not found in {tracking_uri} ({exc.message.splitlines()[0]}); "
             f"registered: {available(client)}") from exc
 
 
-def _check(client: Any, uri: str) -> str | None:
-    """Look the URI up (so a typo fails now) and return the run that logged it."""
+def model_uri(reference: str) -> str:
+    """``NAME@ALIAS`` -> ``models:/NAME@ALIAS``, ``NAME/VERSION`` -> ``models:/NAME/VERSION``, ``NAME`` ->
+    ``models:/NAME@champion``; ``models:/`` and ``runs:/`` URIs as they are."""
+    if reference.startswith(("models:/", "runs:/")):
+        return reference
+    if "@" in reference or re.fullmatch(r"[^/]+/\d+", reference):
+        return f"models:/{reference}"
+    return f"models:/{reference}@{CHAMPION}"
+
+
+def _check(client: Any, uri: str) -> tuple[str | None, str | None]:
+    """Look the URI up (so a typo fails now): the run that logged it and, for a registered model, the
+    version it names."""
     if uri.startswith("runs:/"):
-        return uri.removeprefix("runs:/").split("/", 1)[0]
+        return uri.removeprefix("runs:/").split("/", 1)[0], None
     target = uri.removeprefix("models:/")
     if target.startswith("m-"):
         import mlflow
 
-        return mlflow.get_logged_model(target.split("/", 1)[0]).source_run_id
+        return mlflow.get_logged_model(target.split("/", 1)[0]).source_run_id, None
     if "@" in target:
         name, alias = target.split("@", 1)
-        return client.get_model_version_by_alias(name, alias).run_id
+        found = client.get_model_version_by_alias(name, alias)
+        return found.run_id, str(found.version)
     name, _, version = target.rpartition("/")
-    return client.get_model_version(name, version).run_id
+    return client.get_model_version(name, version).run_id, version
 
 
 def promote(name: str, version: str, alias: str = CHAMPION, tracking_uri: str | None = None) -> str:
@@ -189,7 +225,8 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
         metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "val_"))}
         params = run.data.params
     metadata = {
-        "model_uri": resolved.uri, "run_id": run_id, "dataset": params.get("data.name"),
+        "model_uri": resolved.uri, "loaded": resolved.loaded, "version": resolved.version, "run_id": run_id,
+        "dataset": params.get("data.name"),
         "model": params.get("model.name"), "threshold": predictor.threshold,
         "topics": predictor.topics, "metrics": metrics,
     }
