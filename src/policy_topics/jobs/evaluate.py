@@ -183,7 +183,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
         metrics, analyses = _log(container, prepared, rows, resolved.uri, trained, everything, shared, unseen,
                                  options, stages)
         return EvaluationResult(eval_run.info.run_id, target.experiment, rows, metrics, shared, everything, unseen,
-                                analyses, target.ui_command())
+                                analyses, target.ui_command(eval_run.info.experiment_id))
 
 
 def _log(container: Mapping[str, Any], prepared: Any, rows: Rows, model_uri: str, trained: TrainingRun,

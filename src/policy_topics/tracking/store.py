@@ -26,6 +26,32 @@ from typing import Any, TypeVar
 
 from policy_topics.errors import TrackingError
 
+UI_HOST, UI_PORT = "127.0.0.1", 5000  # where the printed `mlflow ui` command serves the UI
+
+# The experiment's kind, for the MLflow versions that open an experiment on the view its kind names.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# A saved view of the runs table (MLflow 3.17 keeps saved views as experiment tags under this prefix, and
+# lists them under "Views"): newest run first, with the quality metrics and the data and model of each run.
+RUNS_VIEW_KEY = "policy-topics"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+RUNS_VIEW_NAME = "policy-topics: macro-F1 and accuracy"
+RUNS_VIEW_COLUMNS = (
+    *(f"metrics.`{split}_{metric}`" for split in ("val", "test", "oof", "shared")
+      for metric in ("macro_f1", "accuracy")),  # training (held-out, cross-validated) and evaluation runs
+    "params.`data.name`", "params.`model.name`", "attributes.`Models`",
+)
+
+
+def runs_view_tag_value(now_ms: int) -> str:
+    """The saved view as MLflow 3.17's UI stores one: an envelope (name, times) around the view's state,
+    itself a JSON string of the runs page's sort and its columns. Columns of metrics that no run logged
+    are not shown, so one view serves training and evaluation runs alike."""
+    state = {"orderByKey": "attributes.start_time", "orderByAsc": False,
+             "selectedColumns": list(RUNS_VIEW_COLUMNS), "columnOrder": list(RUNS_VIEW_COLUMNS),
+             # wide enough for a metric's whole name and four decimals (MLflow's default cuts both)
+             "columnWidths": {column: 140 for column in RUNS_VIEW_COLUMNS if column.startswith("metrics.")}}
+    return json.dumps({"name": RUNS_VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms, "state": json.dumps(state)})
+
 
 @dataclass(frozen=True)
 class TrackingTarget:
@@ -39,13 +65,35 @@ class TrackingTarget:
     def is_server(self) -> bool:
         return self.uri.startswith(("http://", "https://"))
 
-    def ui_command(self) -> str:
+    def ui_url(self, experiment_id: str) -> str:
+        """The address of the experiment's training runs in the MLflow UI, opened on the project's view.
+
+        MLflow 3.17's UI opens an experiment on its GenAI overview whatever the experiment's kind tag says;
+        ``workflowType=machine_learning`` opens the "Model training" view instead, and ``viewStateShareKey``
+        the saved view :func:`experiment_id` puts on the experiment (:data:`RUNS_VIEW_KEY`), whose table
+        shows macro-F1 and accuracy. The path is ``/runs``: MLflow drops the view key on its way there from
+        ``#/experiments/ID``. For a server, its address without any credentials in it."""
         if self.is_server:
-            return f"open {self.uri} in a browser"
+            parts = urllib.parse.urlsplit(self.uri)
+            base = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
+        else:
+            base = f"http://{UI_HOST}:{UI_PORT}"
+        query = urllib.parse.urlencode({"workflowType": "machine_learning", "viewStateShareKey": RUNS_VIEW_KEY})
+        return f"{base.rstrip('/')}/#/experiments/{urllib.parse.quote(experiment_id)}/runs?{query}"
+
+    def ui_command(self, experiment_id: str | None = None, indent: int = 14) -> str:
+        """How to look at the runs: for a local store the command that starts the UI; then, given the
+        experiment, the address to open (on a line of its own, ``indent`` spaces in, to sit under the
+        command where a summary prints it after a 14-character label)."""
+        if self.is_server:
+            return f"open {self.ui_url(experiment_id) if experiment_id else self.uri} in a browser"
         beside = Path(sys.executable).parent / "mlflow"  # the venv's mlflow, even when it is not on PATH
         program = str(beside) if beside.is_file() else "mlflow"
         # One worker is plenty for one person's browser, and starts faster than MLflow's default of four.
-        return f"{program} ui --backend-store-uri {self.uri} --host 127.0.0.1 --port 5000 --workers 1"
+        command = f"{program} ui --backend-store-uri {self.uri} --host {UI_HOST} --port {UI_PORT} --workers 1"
+        if experiment_id is None:
+            return command
+        return f"{command}\n{' ' * indent}then open {self.ui_url(experiment_id)}"
 
 
 def tracking_target(tracking: Mapping[str, Any]) -> TrackingTarget:
@@ -181,8 +229,32 @@ def retry_while_locked(action: Callable[[], T], delays_s: tuple[float, ...] = LO
     return action()
 
 
+def ui_tags() -> dict[str, str]:
+    """The experiment tags that make the MLflow UI open on training runs: the experiment's kind and the
+    project's saved view of the runs table."""
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: runs_view_tag_value(int(time.time() * 1000))}
+
+
+def _add_ui_tags(experiment: Any) -> None:
+    """Give an experiment the UI tags it lacks (one made by another tool, or before this project set
+    them). A tag already there stays: the kind may be the user's choice, the view the user's edit. A
+    server that lets this user log runs but not tag the experiment leaves it as it is."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for key, value in ui_tags().items():
+        if key in experiment.tags:
+            continue
+        try:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+        except MlflowException as exc:
+            if exc.error_code not in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+                raise
+
+
 def experiment_id(target: TrackingTarget) -> str:
-    """The id of the target's experiment, created (with its artifact root) on first use."""
+    """The id of the target's experiment, created (with its artifact root and :func:`ui_tags`) on first
+    use; an existing experiment gets the UI tags it lacks."""
     import mlflow
 
     mlflow.set_tracking_uri(target.uri)
@@ -191,9 +263,10 @@ def experiment_id(target: TrackingTarget) -> str:
         with _store_lock(target.uri):
             experiment = mlflow.get_experiment_by_name(target.experiment)
             if experiment is not None:
+                _add_ui_tags(experiment)
                 return str(experiment.experiment_id)
             location = target.artifact_root.as_uri() if target.artifact_root else None
-            return str(mlflow.create_experiment(target.experiment, artifact_location=location))
+            return str(mlflow.create_experiment(target.experiment, artifact_location=location, tags=ui_tags()))
 
     try:
         return retry_while_locked(get_or_create)
