@@ -100,7 +100,7 @@ GRIDS: dict[str, dict[str, Any]] = {
 
 def load_rows(dataset: str) -> tuple[list[str], np.ndarray]:
     """The dataset file's rows in file order (text normalised as the project's prep does)."""
-    from policy_topics.data.prep import normalize_text
+    from policy_topics.data.text import normalize_text
 
     mirror = os.environ.get("POLICY_TOPICS_DATA_MIRROR")
     if not mirror:

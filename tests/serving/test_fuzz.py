@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from policy_topics.data.loading import ReadOptions, read_table
-from policy_topics.data.prep import CleaningReport, clean, normalize_text
+from policy_topics.data.prep import CleaningReport, clean
+from policy_topics.data.text import normalize_text
 from policy_topics.errors import PolicyTopicsError, RequestError
 from policy_topics.serving.http import Limits, parse_request
 

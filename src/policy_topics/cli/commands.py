@@ -21,7 +21,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME "
                                         "(default: the registered model with the alias 'champion')")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="top probability under which a text is flagged 'uncertain' (default 0.2)")
+                        help="top probability under which a text is flagged 'uncertain' (default: the model's own "
+                             "auto-coding threshold, chosen at training; 0.2 for a model without one)")
 
 
 def _probability(value: float | None) -> None:
@@ -65,6 +66,7 @@ def predict_command(args: list[str]) -> None:
     documents = batch.started(batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format,
                                                    opts.encoding))
     loaded = load(resolve(opts.model), opts.threshold)
+    print(f"{loaded.metadata['loaded']}: {loaded.predictor.threshold_note()}", file=sys.stderr)
     progress = not opts.no_progress and sys.stderr.isatty()
     with batch.atomic_output(opts.output) as handle:
         count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),

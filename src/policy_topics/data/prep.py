@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import tempfile
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 from policy_topics import taxonomy
 from policy_topics.data.loading import ReadOptions, infer_format, read_hub, read_table
 from policy_topics.data.sources import resolve_file
+from policy_topics.data.text import normalize_text
 from policy_topics.errors import ConfigError, LabelError, PrepError
 from policy_topics.reporting import reporter
 
@@ -31,15 +30,7 @@ from policy_topics.reporting import reporter
 PREP_VERSION = 2
 SPLITS = ("train", "validation", "test")
 MIN_PER_SPLIT_TOPIC = 3  # one document per split at the very least
-_SPACE = re.compile(r"\s+")
 _UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
-
-
-def normalize_text(text: str, form: str = "NFKC") -> str:
-    """Unicode-normalise, turn control and format characters into spaces, collapse whitespace."""
-    text = unicodedata.normalize(form, text)
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
-    return _SPACE.sub(" ", text).strip()
 
 
 def parse_label(value: Any) -> int | None:

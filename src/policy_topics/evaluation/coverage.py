@@ -86,3 +86,20 @@ def plot_coverage(curves: dict[str, pd.DataFrame], point: OperatingPoint, path: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def auto_coding_threshold(confidence: np.ndarray, correct: np.ndarray, grid: np.ndarray, target: float,
+                          chosen_on: str) -> dict[str, float | int | str | None]:
+    """The threshold a model carries for auto-coding: the operating point for ``target`` accuracy on
+    predictions it was not fit on (validation, or out-of-fold; never test), with its evidence."""
+    point = operating_point(coverage_table(confidence, correct, grid), target)
+    return {"threshold": point.threshold, "target_accuracy": target, "chosen_on": chosen_on,
+            "n_docs": len(confidence), "accuracy": point.accuracy, "coverage": point.coverage,
+            "n_coded": point.n_coded}
+
+
+def at_threshold(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> tuple[float, float | None]:
+    """(coverage, accuracy on the coded documents) of one threshold; accuracy None when nothing is coded."""
+    coded = np.asarray(confidence, dtype=float) >= threshold
+    n = int(coded.sum())
+    return n / max(len(coded), 1), (float(np.asarray(correct, dtype=bool)[coded].mean()) if n else None)

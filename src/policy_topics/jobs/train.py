@@ -162,6 +162,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
 
     from policy_topics.evaluation.report import ngram_table
     from policy_topics.jobs import analysis, model_card
+    from policy_topics.jobs.autocode import choose
     from policy_topics.models.pipeline import top_ngrams
     from policy_topics.tracking import runs
     from policy_topics.tracking.runs import DESCRIPTION_TAG, headline
@@ -190,6 +191,8 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     findings = analysis.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
     metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
     metrics.update(findings.metrics)
+    autocode = choose(evaluations, cv is not None, options.grid, options.target_accuracy)
+    metrics.update(autocode.metrics())
     with stages.stage("log results"):
         _log_results(container, prepared, evaluations, ngrams, metrics, stages)
 
@@ -198,7 +201,8 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         with stages.stage("log model") as note:
             name = container["tracking"].get("register_as")
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
-            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name)
+            settings = {"text_form": container["prep"]["unicode_form"], **autocode.settings()}
+            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name, settings)
             if version:
                 registered = f"models:/{name}/{version}"
                 note["detail"] = f"registered {registered}"
@@ -208,7 +212,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
                                           registered), "model_card.md")
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered,
                           target.ui_command(mlflow.active_run().info.experiment_id),
-                          stages.timings, findings.lines + _hints(container, metrics))
+                          stages.timings, findings.lines + autocode.lines() + _hints(container, metrics))
 
 
 def _hints(container: dict[str, Any], metrics: dict[str, float]) -> list[str]:

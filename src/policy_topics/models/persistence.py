@@ -36,6 +36,7 @@ TRUSTED_NAMES = frozenset({"builtins.slice",
                            *(f"policy_topics.{name.split('.', 1)[1]}" for name in _OWN_CLASSES)})
 MODEL_FILE = "pipeline.skops"
 VOCABULARY_FILE = "vocabularies.json"
+SETTINGS_FILE = "settings.json"  # what prediction needs besides the pipeline: text cleaning, auto-coding threshold
 
 
 def _vectorizers(pipeline: Pipeline) -> dict[str, TfidfVectorizer]:
@@ -66,8 +67,9 @@ def digest(folder: Path) -> str:
     import hashlib
 
     sha = hashlib.sha256()
-    for name in (MODEL_FILE, VOCABULARY_FILE):
-        sha.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    for name in (MODEL_FILE, VOCABULARY_FILE, SETTINGS_FILE):
+        if name != SETTINGS_FILE or (folder / name).is_file():  # (models saved before it have none)
+            sha.update(name.encode() + b"\0" + (folder / name).read_bytes())
     return sha.hexdigest()
 
 
@@ -116,13 +118,30 @@ def _skops_io() -> Any:
     return sys.modules["skops.io"]
 
 
-def save_pipeline(pipeline: Pipeline, folder: Path) -> None:
+def save_pipeline(pipeline: Pipeline, folder: Path, settings: dict[str, Any] | None = None) -> None:
+    """The pipeline (skops, vocabularies apart as JSON) and its prediction ``settings`` (JSON)."""
     sio = _skops_io()
 
     folder.mkdir(parents=True, exist_ok=True)
     with _vocabularies_detached(pipeline) as terms:
         sio.dump(pipeline, folder / MODEL_FILE)
     (folder / VOCABULARY_FILE).write_text(json.dumps(terms, ensure_ascii=False))
+    if settings:
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+
+
+def load_settings(folder: Path) -> dict[str, Any]:
+    """The prediction settings saved with a pipeline ({} for a model saved before there were any)."""
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path} is not readable ({exc}); retrain the model") from exc
+    if not isinstance(settings, dict):
+        raise ModelFileError(f"{path} is not a settings object; retrain the model")
+    return settings
 
 
 def load_pipeline(folder: Path) -> Pipeline:

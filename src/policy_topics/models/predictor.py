@@ -18,6 +18,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from policy_topics.data.text import DEFAULT_FORM, normalize_text
 from policy_topics.features.hashing import hashed_ngrams, hashing_blocks
 from policy_topics.features.vectorizers import FastTfidfVectorizer
 from policy_topics.models.pipeline import class_weights
@@ -126,9 +127,16 @@ class _FastTfidf:
 class TopicPredictor:
     """Predictions with topic names from a fitted text -> topic pipeline."""
 
-    def __init__(self, pipeline: Pipeline, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, pipeline: Pipeline, threshold: float | None = DEFAULT_THRESHOLD,
+                 text_form: str = DEFAULT_FORM, evidence: dict[str, Any] | None = None) -> None:
+        """``threshold``: the top probability from which a text is ``coded``; None for the default.
+        ``text_form``: the Unicode form of the training's text cleaning, applied to every text first.
+        ``evidence``: how the model's own threshold was chosen (see :meth:`threshold_note`)."""
         self.pipeline = pipeline
-        self.threshold = threshold
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.threshold_source = "default" if threshold is None else "model"
+        self.evidence = evidence or {}
+        self.text_form = text_form
         self.features = pipeline.named_steps["features"]
         self.classifier = pipeline.named_steps["classifier"]
         self.codes = [int(c) for c in self.classifier.classes_]
@@ -140,6 +148,26 @@ class TopicPredictor:
         self._weights: np.ndarray | None = None
         self._feature_names: np.ndarray | None = None
         self._hashing = hashing_blocks(self.features) is not None
+
+    def set_threshold(self, threshold: float) -> None:
+        """A threshold the user gave (``--threshold``), in place of the model's own."""
+        self.threshold, self.threshold_source = float(threshold), "set"
+
+    def threshold_note(self) -> str:
+        """What ``coded`` means for this predictor, and why: said by ``predict`` and ``serve``."""
+        rule = f"coded = probability >= {self.threshold:.2f}"
+        if self.threshold_source == "set":
+            return f"{rule} (the threshold given)"
+        if self.threshold_source == "model" and self.evidence.get("accuracy") is not None:
+            e = self.evidence
+            return (f"{rule}, the model's auto-coding threshold: it gave {e['accuracy']:.1%} accuracy on the "
+                    f"{e['n_coded']:,} of {e['n_docs']:,} {e['chosen_on']} it coded (target "
+                    f"{e['target_accuracy']:.0%}); on another kind of text, check it on a coded sample")
+        return f"{rule} (the default: this model carries no auto-coding threshold)"
+
+    def clean(self, texts: Sequence[str | None]) -> list[str]:
+        """The training's text cleaning (:func:`policy_topics.data.text.normalize_text`)."""
+        return [normalize_text("" if t is None else str(t), self.text_form) for t in texts]
 
     @property
     def topics(self) -> list[dict[str, Any]]:
@@ -154,7 +182,8 @@ class TopicPredictor:
         return self.features.transform(list(texts))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities (rows: texts, columns: :attr:`codes`)."""
+        """Class probabilities (rows: texts, columns: :attr:`codes`), after the training's text cleaning."""
+        texts = self.clean(texts)
         if self._fast is not None:
             return self._fast.predict_proba(self.transform(texts))
         return self.pipeline.predict_proba(list(texts))
@@ -184,7 +213,7 @@ class TopicPredictor:
                         threshold: float | None = None) -> list[dict[str, Any]]:
         """One JSON-ready record per text (see README, "Prediction records")."""
         threshold = self.threshold if threshold is None else threshold
-        texts = ["" if t is None else str(t) for t in texts]
+        texts = self.clean(texts)
         present = [i for i, t in enumerate(texts) if t.strip()]
         records: list[dict[str, Any]] = [
             {"topic": None, "code": None, "probability": None, "status": STATUS_EMPTY, "top_topics": []}

@@ -13,11 +13,16 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from policy_topics.models.persistence import load_pipeline
+from policy_topics.data.text import DEFAULT_FORM
+from policy_topics.models.persistence import load_pipeline, load_settings
 from policy_topics.models.predictor import DEFAULT_THRESHOLD, DEFAULT_TOP_K, TopicPredictor
 
 PIPELINE_ARTIFACT = "pipeline"
-PARAMS = {"top_k": DEFAULT_TOP_K, "explain": 0, "threshold": DEFAULT_THRESHOLD}
+
+
+def params_for(threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """The pyfunc params and their defaults (the signature's): the model's own threshold by default."""
+    return {"top_k": DEFAULT_TOP_K, "explain": 0, "threshold": float(threshold)}
 OUTPUT_COLUMNS = ["topic", "code", "probability", "status", "top_topics", "explanation"]
 
 
@@ -51,11 +56,14 @@ class TopicModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around :class:`~policy_topics.models.predictor.TopicPredictor`."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.predictor = TopicPredictor(load_pipeline(Path(context.artifacts[PIPELINE_ARTIFACT])))
+        folder = Path(context.artifacts[PIPELINE_ARTIFACT])
+        settings = load_settings(folder)
+        self.predictor = TopicPredictor(load_pipeline(folder), settings.get("threshold"),
+                                        settings.get("text_form", DEFAULT_FORM), settings.get("threshold_evidence"))
 
     # DataFrame hint: MLflow derives no schema from it, so the logged signature stays the schema.
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        options = {**PARAMS, **(params or {})}
+        options = {**params_for(self.predictor.threshold), **(params or {})}
         records = self.predictor.predict_records(
             input_texts(model_input), top_k=int(options["top_k"]), explain=int(options["explain"]),
             threshold=float(options["threshold"]),

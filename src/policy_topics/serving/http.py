@@ -150,8 +150,8 @@ def serve(reference: str | None, host: str, port: int, workers: int, limits: Lim
 
     resolved = resolve(reference)
     loaded = load(resolved, threshold)  # fail before binding the port, also with several workers
-    reporter().line(f"serving {resolved.uri} (run {resolved.run_id}) on http://{host}:{port} with {workers} worker(s); "
-                    "POST /predict, GET /health, GET /metadata")
+    reporter().line(f"serving {resolved.loaded} (run {resolved.run_id}) on http://{host}:{port} with {workers} "
+                    f"worker(s); POST /predict, GET /health, GET /metadata; {loaded.predictor.threshold_note()}")
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
                                "http": "httptools", "loop": "uvloop"}
     if workers > 1:

@@ -218,7 +218,7 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
         raise ModelNotFoundError(f"{resolved.uri} is not a policy-topics model; train one with policy-topics train")
     predictor = python_model.predictor
     if threshold is not None:
-        predictor.threshold = threshold
+        predictor.set_threshold(threshold)
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
     if run is not None:
@@ -228,6 +228,8 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
         "model_uri": resolved.uri, "loaded": resolved.loaded, "version": resolved.version, "run_id": run_id,
         "dataset": params.get("data.name"),
         "model": params.get("model.name"), "threshold": predictor.threshold,
+        "threshold_source": predictor.threshold_source, "threshold_note": predictor.threshold_note(),
+        "threshold_evidence": predictor.evidence,
         "topics": predictor.topics, "metrics": metrics,
     }
     return LoadedModel(predictor, metadata)

