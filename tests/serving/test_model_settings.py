@@ -30,7 +30,8 @@ def test_predict_codes_at_the_models_own_threshold_and_says_so(demo_store, store
     result = call_cli(["predict", "A bill on hospital staffing", "Submarine procurement", "Crop insurance"],
                       demo_store.home)
     assert result.returncode == 0, result.stderr
-    assert f"models:/topics-demo/1: coded = probability >= {stored:.2f}, the model's auto-coding threshold" \
+    assert f"3 predictions from models:/topics-demo/1; coded = probability >= {stored:.2f}, the model's auto-coding " \
+           "threshold" \
         in result.stderr and "validation documents it coded (target 90%)" in result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert all((row["status"] == "coded") == (row["probability"] >= stored) for row in rows)

@@ -42,7 +42,7 @@ def test_texts_as_arguments_get_the_obvious_topics(expected):
 
 
 @pytest.mark.parametrize("name, write, extra", [
-    ("docs.txt", lambda p: p.write_text("\n".join(TEXTS) + "\n"), []),
+    ("docs.txt", lambda p: p.write_text("\n".join(TEXTS) + "\n"), ["--lines"]),
     ("docs.csv", lambda p: pd.DataFrame({"n": [1, 2, 3], "body": TEXTS}).to_csv(p, index=False), ["--column", "body"]),
     ("docs.tsv", lambda p: pd.DataFrame({"body": TEXTS}).to_csv(p, sep="\t", index=False), ["--column", "body"]),
     ("docs.jsonl", lambda p: p.write_text("".join(json.dumps({"body": t}) + "\n" for t in TEXTS)),
@@ -52,9 +52,50 @@ def test_texts_as_arguments_get_the_obvious_topics(expected):
 def test_every_input_format_gives_the_same_topics(demo_store, expected, tmp_path, name, write, extra):
     path = tmp_path / name
     write(path)
-    result = call_cli(["predict", "--input", str(path), *extra], demo_store.home)
+    result = call_cli(["predict", "--input", str(path), "--output-format", "jsonl", *extra], demo_store.home)
     assert result.returncode == 0, result.stderr
     assert topics(predictions(result.stdout)) == expected
+
+
+def test_coded_rows_merge_back_by_id_with_the_input_columns_and_format(demo_store, expected, tmp_path):
+    table = pd.DataFrame({"doc_id": ["b-17", "h-2", "s-9"], "topic": [3, 16, 4], "body": TEXTS,
+                          "year": [2019, 2020, 2021]})
+    table.to_csv(tmp_path / "coded.csv", index=False)
+    as_csv = call_cli(["predict", "--input", str(tmp_path / "coded.csv"), "--column", "body", "--id-column",
+                       "doc_id"], demo_store.home)
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))  # CSV in, CSV out
+    assert list(rows[0])[:4] == ["id", "topic_input", "year", "text"]
+    assert [(r["id"], r["year"], r["topic"]) for r in rows] == list(zip(table["doc_id"], ["2019", "2020", "2021"],
+                                                                       expected, strict=True))
+    merged = table.merge(pd.read_csv(io.StringIO(as_csv.stdout)), left_on="doc_id", right_on="id")
+    assert len(merged) == 3 and (merged["topic_input"] == merged["topic_x"]).all()
+
+    table.to_parquet(tmp_path / "coded.parquet")
+    out = tmp_path / "coded-out.parquet"
+    as_parquet = call_cli(["predict", "--input", str(tmp_path / "coded.parquet"), "--column", "body", "--keep",
+                           "year", "--output", str(out)], demo_store.home)
+    assert as_parquet.returncode == 0, as_parquet.stderr
+    back = pd.read_parquet(out)
+    assert list(back.columns) == ["id", "year", "text", "topic", "code", "probability", "status", "top_topics",
+                                  "explanation"]
+    assert back["id"].tolist() == ["coded.parquet:1", "coded.parquet:2", "coded.parquet:3"]
+    assert back["topic"].tolist() == expected and json.loads(back["top_topics"][0])[0]["topic"] == expected[0]
+    by_line = call_cli(["predict", "--input", str(tmp_path / "coded.csv"), "--column", "body", "--keep", "none",
+                        "--output-format", "jsonl"], demo_store.home)
+    assert [set(r) - {"id", "text", "topic", "code", "probability", "status", "top_topics", "explanation"}
+            for r in predictions(by_line.stdout)] == [set()] * 3
+    assert [r["id"] for r in predictions(by_line.stdout)] == ["coded.csv:2", "coded.csv:3", "coded.csv:4"]
+
+
+def test_a_text_file_is_one_document_unless_asked_for_one_per_line(demo_store, tmp_path):
+    article = tmp_path / "article.txt"
+    article.write_text("Hospitals in rural counties face staff shortages.\n\nThe bill funds nurse training.\n")
+    whole = predictions(call_cli(["predict", "--input", str(article)], demo_store.home).stdout)
+    assert [r["id"] for r in whole] == ["article.txt"] and whole[0]["status"] != "empty"
+    lines = predictions(call_cli(["predict", "--input", str(article), "--lines"], demo_store.home).stdout)
+    assert [r["id"] for r in lines] == ["article.txt:1", "article.txt:2", "article.txt:3"]
+    assert lines[1]["status"] == "empty"
 
 
 def test_a_folder_of_txt_files_and_stdin(demo_store, expected, tmp_path):
@@ -119,7 +160,7 @@ def test_bad_input_is_one_line_and_leaves_no_output_file(demo_store, tmp_path):
     out = tmp_path / "out" / "pred.csv"
     out.parent.mkdir()
     cases = [
-        (["--input", str(good)], "column 'text' not found in docs.csv; columns found: body"),
+        (["--input", str(good)], "column 'text' (--column) not found in docs.csv; columns found: body"),
         (["--input", str(broken)], "docs.jsonl line 2 is not JSON"),
         (["--input", str(latin)], "set --encoding"),
         (["--input", str(tmp_path / "missing.csv")], "input not found"),
@@ -132,7 +173,7 @@ def test_bad_input_is_one_line_and_leaves_no_output_file(demo_store, tmp_path):
         result = call_cli(["predict", *args, "--output", str(out)], demo_store.home)
         assert phrase in one_line_error(result), args
         assert files_under(out.parent) == [], args  # no partial output, no temp file
-    fine = call_cli(["predict", "--input", str(latin), "--encoding", "latin-1"], demo_store.home)
+    fine = call_cli(["predict", "--input", str(latin), "--lines", "--encoding", "latin-1"], demo_store.home)
     assert predictions(fine.stdout)[0]["text"] == "Pr\xe9sident signs the farm bill"
 
 
@@ -196,6 +237,7 @@ def test_no_champion_is_one_line_that_says_how_to_promote(home):
 
 def test_batches_are_written_while_the_input_is_still_being_read(demo_store):
     from policy_topics.serving import batch
+    from policy_topics.serving.documents import Document
     from policy_topics.tracking.registry import load, resolve
 
     loaded = load(resolve(demo_store.registered, f"sqlite:///{demo_store.home / 'mlruns' / 'mlflow.db'}"))
@@ -205,7 +247,7 @@ def test_batches_are_written_while_the_input_is_still_being_read(demo_store):
         nonlocal pulled
         for number in range(5000):
             pulled += 1
-            yield str(number), TEXTS[number % 3]
+            yield Document(str(number), TEXTS[number % 3])
 
     class Output(io.StringIO):
         pulled_at_first_write: int | None = None

@@ -31,17 +31,24 @@ def _probability(value: float | None) -> None:
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    from policy_topics.serving import batch
+    from policy_topics.serving import batch, documents
 
     parser = argparse.ArgumentParser(prog="policy-topics predict", description="Code texts with a logged model.")
     parser.add_argument("texts", nargs="*", help="texts to code")
-    parser.add_argument("--input", "-i", help="a .txt (one text per line), .csv/.tsv/.jsonl/.parquet file, "
-                                              "a folder of .txt files, or - for stdin")
-    parser.add_argument("--input-format", choices=batch.INPUT_FORMATS)
+    parser.add_argument("--input", "-i", help="a .txt file (one document; --lines: one per line), a .csv/.tsv/"
+                                              ".jsonl/.parquet file, a folder of .txt files, or - for stdin "
+                                              "(one document per line)")
+    parser.add_argument("--input-format", choices=documents.INPUT_FORMATS)
     parser.add_argument("--column", default="text", help="text column or field of CSV/TSV/JSONL/Parquet input")
+    parser.add_argument("--id-column", help="column whose values are the output ids (default: file:line)")
+    parser.add_argument("--keep", metavar="COL[,COL...]|none",
+                        help="input columns to copy into the output (default: all of them)")
+    parser.add_argument("--lines", action="store_true", help="a .txt file holds one document per line")
     parser.add_argument("--encoding", default="utf-8")
-    parser.add_argument("--output", "-o", help="output .csv or .jsonl file (default: JSONL on stdout)")
-    parser.add_argument("--output-format", choices=("csv", "jsonl"))
+    parser.add_argument("--output", "-o", help="output .csv, .jsonl or .parquet file (default: standard output)")
+    parser.add_argument("--output-format", choices=batch.OUTPUT_FORMATS,
+                        help="default: the output file's suffix, else the input's format (CSV in, CSV out), "
+                             "else JSONL")
     parser.add_argument("--top-k", type=int, default=3, help="how many topics to list per text")
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N n-grams that "
                         "pushed each decision most")
@@ -52,7 +59,9 @@ def predict_parser() -> argparse.ArgumentParser:
 
 
 def predict_command(args: list[str]) -> None:
-    from policy_topics.serving import batch
+    from pathlib import Path
+
+    from policy_topics.serving import batch, documents
     from policy_topics.tracking.registry import load, resolve
 
     opts = predict_parser().parse_args(args)
@@ -61,18 +70,21 @@ def predict_command(args: list[str]) -> None:
         fail("nothing to predict: give texts as arguments, or --input FILE|FOLDER|-")
     if opts.top_k < 1 or opts.explain < 0 or opts.batch_size < 1:
         fail("--top-k and --batch-size must be at least 1 and --explain at least 0")
-    fmt = batch.output_format(opts.output, opts.output_format)
+    keep = None if opts.keep is None else [c for c in opts.keep.split(",") if c and opts.keep != "none"]
+    reading = documents.Reading(opts.column, opts.id_column, keep, opts.encoding, opts.lines)
+    source = Path(opts.input).expanduser() if opts.input not in (None, "-") else None
+    kind = documents.input_format(source, opts.input_format) if source is not None and source.is_file() else None
+    fmt = batch.output_format(opts.output, opts.output_format, kind)
     # Read the first document before loading the model: a wrong column or encoding fails in a moment.
-    documents = batch.started(batch.read_documents(opts.texts, opts.input, opts.column, opts.input_format,
-                                                   opts.encoding))
+    docs = documents.started(documents.read_documents(opts.texts, opts.input, reading, opts.input_format))
     loaded = load(resolve(opts.model), opts.threshold)
-    print(f"{loaded.metadata['loaded']}: {loaded.predictor.threshold_note()}", file=sys.stderr)
     progress = not opts.no_progress and sys.stderr.isatty()
-    with batch.atomic_output(opts.output) as handle:
-        count = batch.predict_stream(loaded.predictor, documents, batch.RecordWriter(handle, fmt),
+    with batch.atomic_output(opts.output, binary=fmt == "parquet") as handle:
+        count = batch.predict_stream(loaded.predictor, docs, batch.RecordWriter(handle, fmt),
                                      opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress)
-    if opts.output:
-        print(f"{count} predictions from {loaded.metadata['loaded']} written to {opts.output}", file=sys.stderr)
+    where = f" written to {opts.output}" if opts.output else ""
+    print(f"{count} predictions from {loaded.metadata['loaded']}{where}; {loaded.predictor.threshold_note()}",
+          file=sys.stderr)
 
 
 def serve_parser() -> argparse.ArgumentParser:
