@@ -102,6 +102,7 @@ def call_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path 
     logger = logging.getLogger("policy_topics")
     saved = reporting.reporter(), logger.handlers[:], logger.level, logger.propagate
     with _environment(cli_env(home, mirror, **extra)), redirect_stdout(out), redirect_stderr(err):
+        _reset_mlflow_uris()  # a new process's MLflow state
         os.chdir(cwd or home)
         try:
             main(list(args))
@@ -117,16 +118,32 @@ def call_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path 
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
-    """In-process mlflow.set_tracking_uri/set_registry_uri export environment variables that the next
-    test (and its MlflowClient without an explicit registry URI) would silently pick up."""
+    """In-process mlflow.set_tracking_uri/set_registry_uri set process-wide URIs (and export environment
+    variables) that the next test (and its MlflowClient without an explicit registry URI) would silently
+    pick up: each test starts from MLflow's defaults."""
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     saved = {name: os.environ.get(name) for name in names}
+    _reset_mlflow_uris()
     yield
+    _reset_mlflow_uris()
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def _reset_mlflow_uris() -> None:
+    """MLflow's process-wide tracking and registry URIs back to unset, as in a new process."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
 
 
 @pytest.fixture

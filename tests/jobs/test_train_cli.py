@@ -208,7 +208,7 @@ def test_subtopic_codes_and_float_codes_train_as_major_topics_and_cleaning_is_su
     rows = GOOD_ROWS.replace(",4\n", ",401\n").replace(",3\n", ",3.0\n")
     data = write(tmp_path / "coded.csv", "body,topic\n" + rows + '"   ",3\n"Bridge repairs",\n')
     result = call_cli(["train", "data=local", f"data.path={data}", "data.text_column=body",
-                       "data.label_column=topic", "tracking.log_model=false"], home)
+                       "data.label_column=topic", "prep.test_size=0.2", "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     assert "coded.csv: 12 labels are CAP subtopic codes (401, ...): each is coded as its major topic" in result.stderr
     assert ("    cleaning: 26 rows read; 24 kept; 1 empty texts dropped; 1 missing labels dropped; "

@@ -89,7 +89,14 @@ def fit_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], frame: p
         frame = pd.concat([frame[["text", "label"]].assign(weight=1.0), pool], ignore_index=True)
         params["classifier__sample_weight"] = frame["weight"].to_numpy()
     pipeline = build_pipeline(features, model, int(frame["label"].value_counts().min()), calibrate)
-    return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), **params)
+    try:
+        return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), **params)
+    except ValueError as exc:
+        if "no terms remain" not in str(exc) and "empty vocabulary" not in str(exc):
+            raise
+        raise ConfigError(f"the {len(frame):,} training texts leave no n-gram between the features' min_df and "
+                          "max_df (they repeat the same words, or are very few); raise max_df or lower min_df, "
+                          "e.g. features.char.max_df=1.0 features.word.min_df=1") from None
 
 
 @contextmanager

@@ -258,6 +258,7 @@ def experiment_id(target: TrackingTarget) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(target.uri)
+    mlflow.set_registry_uri(target.uri)  # the registry lives in the same store (a new process's default)
 
     def get_or_create() -> str:
         with _store_lock(target.uri):
