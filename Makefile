@@ -63,11 +63,11 @@ lint: install-dev
 ## Build the documentation site into site/ (git-ignored); --strict: a broken link, anchor or missing page fails.
 ## The command and configuration reference pages are generated from the code and conf/ at build time.
 docs: install-docs
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 ## The documentation site on http://127.0.0.1:8000, rebuilt on every change.
 docs-serve: install-docs
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 ## Wall time and peak memory of training (medians of several runs); needs the data mirror.
 bench: install
@@ -88,7 +88,7 @@ bench-peers: install-bench
 	$(BIN)/python experiments/bench_peers.py --presets $(PEER_PRESETS) $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
-## peak memory). Long: the 1M in-memory run needs ~10 GB and ~15 min. Installs the `bench` extra (fastText).
+## peak memory). Long: the 1M in-memory runs peak at ~7 GB. Installs the `bench` extra (fastText).
 bench-scale: install-bench
 	$(BIN)/python experiments/bench_scale.py --sizes 100000,1000000 --runs 3 --in-memory-runs 1 $(ARGS)
 
