@@ -305,7 +305,7 @@ def _file_section(path: Path, conf: Path, title: str, anchor: str, prefix: str, 
         out += [*_header_markdown(header), ""]
     out.append(f"File: `conf/{path.relative_to(conf).as_posix()}`"
                + (" (keys are global: it can set any key)" if "# @package _global_" in text and prefix == ""
-                  and not path.parent == conf else "") + ".")
+                  and path.parent != conf else "") + ".")
     defaults = _defaults(data)
     if defaults:
         out += ["", "Defaults list (what it starts from, in order): " + ", ".join(_code(d) for d in defaults) + "."]
