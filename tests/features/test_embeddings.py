@@ -28,9 +28,11 @@ class FakeEncoder:
 
 @pytest.fixture
 def encoder(monkeypatch) -> FakeEncoder:
+    """The fake encoder, with cache writes allowed as in training (predicting never writes)."""
     fake = FakeEncoder()
     monkeypatch.setattr(embeddings, "_load_model", lambda model: fake)
     monkeypatch.setattr(embeddings, "_CACHES", {})
+    monkeypatch.setenv(embeddings.CACHE_WRITES_ENV, "1")
     return fake
 
 
@@ -62,6 +64,14 @@ def test_small_batches_such_as_single_requests_are_not_written_to_the_cache(enco
     assert not (tmp_path / "all-MiniLM-L6-v2").exists()
     SentenceEmbeddings(cache_dir=str(tmp_path), cache=False).transform(TEXTS)
     assert not (tmp_path / "all-MiniLM-L6-v2").exists()
+
+
+def test_outside_training_nothing_is_written_to_the_cache(encoder, tmp_path, monkeypatch):
+    monkeypatch.delenv(embeddings.CACHE_WRITES_ENV)  # as in predict and serve
+    first = SentenceEmbeddings(cache_dir=str(tmp_path)).transform(TEXTS)
+    assert not (tmp_path / "all-MiniLM-L6-v2").exists()
+    np.testing.assert_array_equal(SentenceEmbeddings(cache_dir=str(tmp_path)).transform(TEXTS), first)
+    assert sum(len(c) for c in encoder.calls) == 80  # nothing kept: embedded again
 
 
 def test_a_missing_extra_is_a_one_line_error_naming_the_install_command(monkeypatch):

