@@ -30,11 +30,10 @@ def test_a_model_logged_by_the_flat_modules_loads_through_mlflow_and_answers_as_
     for mine, theirs in zip(got, EXPECTED[kind], strict=True):
         assert mine["code"] == theirs["code"], mine["seed"]
         assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5), mine["seed"]
-        if kind == "tfidf":  # (a hashing model names a column shared by several n-grams by one of them; the
-            # flat-module code picked among equally frequent ones by string hash, so its names were not stable)
-            assert mine["explanation"] == theirs["explanation"], mine["seed"]
-        else:
-            assert len(mine["explanation"]) == len(theirs["explanation"]) == 3
+        # Explanations are in words today (char n-grams summed into the words they come from), so they need
+        # not match the n-grams the flat modules listed: three words or phrases of the text itself.
+        text = (REPO / "seeds" / mine["seed"]).read_text().lower()
+        assert len(mine["explanation"]) == 3 and all(term in text for term in mine["explanation"]), mine
 
 
 def test_its_skops_file_names_the_old_module_paths_and_they_are_trusted():

@@ -143,7 +143,9 @@ def class_weights(classifier: BaseEstimator) -> np.ndarray:
 
 
 def top_ngrams(pipeline: Pipeline, k: int, texts: Sequence[str] = ()) -> dict[int, list[tuple[str, float]]]:
-    """The ``k`` highest-weighted n-grams of each topic (code -> [(ngram, weight)]).
+    """The ``k`` highest-weighted words and phrases of each topic (code -> [(ngram, weight)]): the word
+    block's n-grams, without the char block's fragments or embedding dimensions, which name nothing a
+    reader can use (a model of char n-grams alone lists those).
 
     A hashing model has no vocabulary: its columns are named by the n-grams of ``texts`` (a sample of the
     corpus) that hash to them, and only named columns are ranked."""
@@ -159,6 +161,9 @@ def top_ngrams(pipeline: Pipeline, k: int, texts: Sequence[str] = ()) -> dict[in
         weights = weights[:, columns]
     else:
         names = features.get_feature_names_out()
+    words = np.asarray([str(n).startswith("word__") or "__" not in str(n) for n in names])
+    if words.any():
+        names, weights = np.asarray(names, dtype=object)[words], weights[:, words]
     result: dict[int, list[tuple[str, float]]] = {}
     for row, code in enumerate(classifier.classes_):
         best = np.argsort(weights[row])[::-1][:k]

@@ -1,5 +1,6 @@
 """Turn a fitted pipeline into answers people can use: topic names, probabilities, alternatives,
-an uncertainty flag, and (for linear models) the n-grams that pushed the decision.
+an uncertainty flag, and (for linear models) the words that pushed the decision
+(:mod:`policy_topics.models.explanations`).
 
 :class:`TopicPredictor` is shared by the MLflow pyfunc model, the HTTP server and the batch command, so
 all three give the same answer for the same text.
@@ -19,8 +20,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from policy_topics.data.text import DEFAULT_FORM, normalize_text
-from policy_topics.features.hashing import hashed_ngrams, hashing_blocks
 from policy_topics.features.vectorizers import FastTfidfVectorizer
+from policy_topics.models.explanations import Explainer
 from policy_topics.models.pipeline import class_weights
 from policy_topics.taxonomy import topic_name
 
@@ -145,9 +146,7 @@ class TopicPredictor:
         self._vectorize = _FastTfidf.compile(self.features) if self._fast is not None else None
         blocks = getattr(self.features, "transformer_list", [("features", self.features)])
         self._counts_by_word = all(isinstance(block, FastTfidfVectorizer) for _, block in blocks)
-        self._weights: np.ndarray | None = None
-        self._feature_names: np.ndarray | None = None
-        self._hashing = hashing_blocks(self.features) is not None
+        self._explainer: Explainer | None = None
 
     def set_threshold(self, threshold: float) -> None:
         """A threshold the user gave (``--threshold``), in place of the model's own."""
@@ -189,25 +188,9 @@ class TopicPredictor:
         return self.pipeline.predict_proba(list(texts))
 
     def _explain(self, features: sparse.csr_matrix, row: int, column: int, n: int, text: str) -> list[dict[str, Any]]:
-        if self._weights is None:
-            self._weights = class_weights(self.classifier)
-            if not self._hashing:
-                self._feature_names = self.features.get_feature_names_out()
-        x = features.getrow(row)
-        contributions = x.data * self._weights[column, x.indices]
-        order = np.argsort(contributions)[::-1]
-        # A hashing model keeps no vocabulary: its columns are named by the n-grams of the text itself.
-        names = hashed_ngrams(self.features, [text]) if self._hashing else None
-        explanation: list[dict[str, Any]] = []
-        for i in order:
-            if contributions[i] <= 0 or len(explanation) == n:
-                break
-            name = names.get(int(x.indices[i]), "?") if names is not None else self._feature_names[x.indices[i]]
-            kind, _, ngram = str(name).rpartition("__")
-            if kind == "embeddings":  # sentence-embedding dimensions explain nothing to a reader
-                continue
-            explanation.append({"ngram": ngram, "kind": kind or "word", "weight": round(float(contributions[i]), 6)})
-        return explanation
+        if self._explainer is None:
+            self._explainer = Explainer(self.features, class_weights(self.classifier))
+        return self._explainer.explain(features.getrow(row), column, n, text)
 
     def predict_records(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, explain: int = 0,
                         threshold: float | None = None) -> list[dict[str, Any]]:
