@@ -79,12 +79,16 @@ def predict_command(args: list[str]) -> None:
     docs = documents.started(documents.read_documents(opts.texts, opts.input, reading, opts.input_format))
     loaded = load(resolve(opts.model), opts.threshold)
     progress = not opts.no_progress and sys.stderr.isatty()
+    tally = loaded.predictor.tally()
     with batch.atomic_output(opts.output, binary=fmt == "parquet") as handle:
         count = batch.predict_stream(loaded.predictor, docs, batch.RecordWriter(handle, fmt),
-                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress)
+                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress, tally)
     where = f" written to {opts.output}" if opts.output else ""
     print(f"{count} predictions from {loaded.metadata['loaded']}{where}; {loaded.predictor.threshold_note()}",
           file=sys.stderr)
+    unfamiliar = loaded.predictor.unfamiliar(tally)
+    if unfamiliar:
+        print(f"warning: {unfamiliar}", file=sys.stderr)
 
 
 def serve_parser() -> argparse.ArgumentParser:

@@ -185,7 +185,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
 
     from policy_topics.evaluation.report import ngram_table
     from policy_topics.jobs import analysis, model_card
-    from policy_topics.jobs.autocode import choose
+    from policy_topics.jobs.autocode import choose, familiarity_reference
     from policy_topics.models.pipeline import top_ngrams
     from policy_topics.tracking import runs
     from policy_topics.tracking.runs import DESCRIPTION_TAG, headline
@@ -224,7 +224,9 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
         with stages.stage("log model") as note:
             name = container["tracking"].get("register_as")
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
-            settings = {"text_form": container["prep"]["unicode_form"], **autocode.settings()}
+            settings = {"text_form": container["prep"]["unicode_form"], **autocode.settings(),
+                        "familiarity": familiarity_reference(pipeline, prepared.splits, evaluations, cv is not None,
+                                                             int(container["seed"]))}
             model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name, settings)
             if version:
                 registered = f"models:/{name}/{version}"

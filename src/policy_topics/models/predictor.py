@@ -22,6 +22,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from policy_topics.data.text import DEFAULT_FORM, normalize_text
 from policy_topics.features.vectorizers import FastTfidfVectorizer
 from policy_topics.models.explanations import Explainer
+from policy_topics.models.familiarity import Tally, warning, word_block
 from policy_topics.models.pipeline import class_weights
 from policy_topics.taxonomy import topic_name
 
@@ -138,6 +139,7 @@ class TopicPredictor:
         self.threshold_source = "default" if threshold is None else "model"
         self.evidence = evidence or {}
         self.text_form = text_form
+        self.reference: dict[str, Any] | None = None  # the training's familiarity figures (models.familiarity)
         self.features = pipeline.named_steps["features"]
         self.classifier = pipeline.named_steps["classifier"]
         self.codes = [int(c) for c in self.classifier.classes_]
@@ -163,6 +165,15 @@ class TopicPredictor:
                     f"{e['n_coded']:,} of {e['n_docs']:,} {e['chosen_on']} it coded (target "
                     f"{e['target_accuracy']:.0%}); on another kind of text, check it on a coded sample")
         return f"{rule} (the default: this model carries no auto-coding threshold)"
+
+    def tally(self) -> Tally | None:
+        """A running tally of coded texts to compare with the training data (None: nothing to compare with)."""
+        block = word_block(self.features)
+        return Tally(block) if block is not None and self.reference else None
+
+    def unfamiliar(self, tally: Tally | None) -> str | None:
+        """The warning for what ``tally`` counted, when those texts are unlike the training data."""
+        return None if tally is None else warning(tally.figures(), self.reference)
 
     def clean(self, texts: Sequence[str | None]) -> list[str]:
         """The training's text cleaning (:func:`policy_topics.data.text.normalize_text`)."""

@@ -60,6 +60,7 @@ class TopicModel(mlflow.pyfunc.PythonModel):
         settings = load_settings(folder)
         self.predictor = TopicPredictor(load_pipeline(folder), settings.get("threshold"),
                                         settings.get("text_form", DEFAULT_FORM), settings.get("threshold_evidence"))
+        self.predictor.reference = settings.get("familiarity")
 
     # DataFrame hint: MLflow derives no schema from it, so the logged signature stays the schema.
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -121,13 +121,16 @@ class RecordWriter:
 
 
 def predict_stream(predictor: Any, documents: Iterable[Document], writer: RecordWriter, batch_size: int,
-                   top_k: int, explain: int, threshold: float | None, progress: bool) -> int:
-    """Predict and write batch by batch; returns the number of documents."""
+                   top_k: int, explain: int, threshold: float | None, progress: bool, tally: Any = None) -> int:
+    """Predict and write batch by batch; returns the number of documents. ``tally``
+    (:class:`policy_topics.models.familiarity.Tally`) counts the texts' unknown words and confidence."""
     count = 0
     with reporter().progress(" docs", enabled=progress) as advance:
         for batch in batches(documents, batch_size):
             records = predictor.predict_records([d.text for d in batch], top_k=top_k, explain=explain,
                                                 threshold=threshold)
+            if tally is not None:
+                tally.add(predictor.clean([d.text for d in batch]), [r["probability"] for r in records])
             for document, record in zip(batch, records, strict=True):
                 writer.write(document, record)
             writer.flush()

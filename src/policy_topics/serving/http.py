@@ -112,7 +112,14 @@ class PredictionApp:
             body = await self._read_body(receive)
             texts, top_k, explain, threshold = parse_request(body, self.limits, len(self.predictor.codes))
             predictions = self.predictor.predict_records(texts, top_k=top_k, explain=explain, threshold=threshold)
-            return 200, {"model_uri": self.metadata["model_uri"], "predictions": predictions}
+            answer: dict[str, Any] = {"model_uri": self.metadata["model_uri"], "predictions": predictions}
+            tally = self.predictor.tally()
+            if tally is not None:
+                tally.add(self.predictor.clean(texts), [p["probability"] for p in predictions])
+                unfamiliar = self.predictor.unfamiliar(tally)
+                if unfamiliar:
+                    answer["warning"] = unfamiliar
+            return 200, answer
         raise RequestError(404, f"no such endpoint {path}; use POST /predict, GET /health or GET /metadata")
 
     async def _read_body(self, receive: Receive) -> bytes:

@@ -229,7 +229,7 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
         "dataset": params.get("data.name"),
         "model": params.get("model.name"), "threshold": predictor.threshold,
         "threshold_source": predictor.threshold_source, "threshold_note": predictor.threshold_note(),
-        "threshold_evidence": predictor.evidence,
+        "threshold_evidence": predictor.evidence, "familiarity_reference": predictor.reference,
         "topics": predictor.topics, "metrics": metrics,
     }
     return LoadedModel(predictor, metadata)
