@@ -50,8 +50,8 @@ def predict_parser() -> argparse.ArgumentParser:
                         help="default: the output file's suffix, else the input's format (CSV in, CSV out), "
                              "else JSONL")
     parser.add_argument("--top-k", type=int, default=3, help="how many topics to list per text")
-    parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N n-grams that "
-                        "pushed each decision most")
+    parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N words and phrases "
+                        "(or the sentence embedding) that pushed each decision most")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--no-progress", action="store_true")
     _model_options(parser)
