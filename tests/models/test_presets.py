@@ -61,8 +61,10 @@ def _train_and_predict(preset: str, tmp_path: Path, monkeypatch, *overrides: str
     np.testing.assert_allclose(proba, pipeline.predict_proba(test["text"].tolist()), rtol=1e-5, atol=1e-6)
     accuracy = float(np.mean(loaded.classes_[proba.argmax(axis=1)] == test["label"].to_numpy()))
     assert accuracy > 0.5, accuracy  # 21 topics: chance is under 0.05
-    records = TopicPredictor(loaded).predict_records(["A bill to reform the Medicare drug benefit"], explain=3)
-    assert records[0]["topic"] and all(e["kind"] != "embeddings" for e in records[0]["explanation"])
+    records = TopicPredictor(loaded).predict_records(["A bill to reform the Medicare drug benefit"], explain=10**6)
+    kinds = {e["kind"] for e in records[0]["explanation"]}
+    assert records[0]["topic"] and kinds <= {"word", "phrase", "embeddings"}
+    assert ("embeddings" in kinds) == bool((cfg["features"].get("embeddings") or {}).get("enabled"))
 
 
 @pytest.fixture(scope="module")

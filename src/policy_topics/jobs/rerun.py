@@ -114,6 +114,6 @@ def rerun(run_id: str) -> RerunReport:
     result = run_training(OmegaConf.create(OmegaConf.to_container(config)))
     client.set_tag(result.run_id, "rerun_of", run_id)
     repeated = client.get_run(result.run_id)
-    names = sorted(k for k in original.data.metrics if k.startswith(("val_", "test_")))
+    names = sorted(k for k in original.data.metrics if k.startswith(("val_", "test_", "cv_", "oof_")))
     metrics = [(k, original.data.metrics[k], repeated.data.metrics.get(k)) for k in names]
     return RerunReport(run_id, result.run_id, metrics, _differences(original, repeated))

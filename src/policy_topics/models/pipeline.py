@@ -92,7 +92,7 @@ def fit_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], frame: p
     try:
         return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), **params)
     except ValueError as exc:
-        if "no terms remain" not in str(exc) and "empty vocabulary" not in str(exc):
+        if not any(s in str(exc) for s in ("no terms remain", "empty vocabulary", "max_df corresponds to")):
             raise
         raise ConfigError(f"the {len(frame):,} training texts leave no n-gram between the features' min_df and "
                           "max_df (they repeat the same words, or are very few); raise max_df or lower min_df, "
