@@ -2,9 +2,9 @@
 
 A model logged before the package was split into stage subpackages names ``policy_topics.topic_model``
 in its ``mlflow_model.py`` (which MLflow runs on load) and ``policy_topics.vectorizers`` /
-``policy_topics.embeddings`` in its skops file. This finder makes those imports return the modules that
-hold the code today, so such models load and predict unchanged. It imports nothing until one of the old
-names is imported.
+``policy_topics.embeddings`` in its skops file; a user's config may name ``policy_topics.sweep``. This
+finder makes those imports return the modules that hold the code today, so such models load and predict
+unchanged. It imports nothing until one of the old names is imported.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ MOVED = {
     "policy_topics.topic_model": "policy_topics.models.pyfunc",
     "policy_topics.vectorizers": "policy_topics.features.vectorizers",
     "policy_topics.embeddings": "policy_topics.features.embeddings",
+    # configs that name the sweep callback or the search space by their old module (hydra.callbacks,
+    # hydra.sweeper.custom_search_space)
+    "policy_topics.sweep": "policy_topics.search.sweep",
 }
 
 

@@ -61,3 +61,13 @@ def test_the_old_module_names_are_todays_modules():
     from policy_topics.features.vectorizers import FastTfidfVectorizer
 
     assert Old is FastTfidfVectorizer
+
+
+def test_configs_that_name_the_old_sweep_module_still_resolve():
+    from hydra.utils import get_class, get_method
+
+    from policy_topics.search.space import search_model_space
+    from policy_topics.search.sweep import SweepCallback
+
+    assert get_class("policy_topics.sweep.SweepCallback") is SweepCallback
+    assert get_method("policy_topics.sweep.search_model_space") is search_model_space

@@ -30,10 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from policy_topics.errors import PolicyTopicsError
 from policy_topics.paths import register_resolvers
 from policy_topics.reporting import reporter
-from policy_topics.search.space import model_space
+from policy_topics.search.space import model_space, search_model_space
 from policy_topics.search.trials import OBJECTIVE, OVERRIDES_TAG, PARENT_TAG, ROLE_TAG, TRIAL_TAG, finish_sweep
 
 RUN_CONTEXT_ENV = "MLFLOW_RUN_CONTEXT"
+# search_model_space is also reachable here, as policy_topics.sweep.search_model_space was (see _legacy).
+__all__ = ["RUN_CONTEXT_ENV", "SweepCallback", "search_model_space"]
 # Overrides that say where and how a sweep ran, not what a model is: left out of presets.
 def _command_line_space(config: DictConfig) -> dict[str, str | None]:
     """Search ranges given as arguments (they replace the config's), and searched keys an argument fixed
