@@ -104,6 +104,7 @@ def test_the_fast_predictor_matches_the_scikit_learn_pipeline(demo, features, op
     np.testing.assert_allclose(predictor.predict_proba(texts[:3]), pipeline.predict_proba(texts[:3]), atol=1e-6)
 
 
+@pytest.mark.e2e  # starts worker processes
 def test_fits_in_worker_processes_give_the_same_models_as_fits_in_this_process(demo):
     from policy_topics.jobs.fitting import fit_all, worker_count
 

@@ -76,6 +76,7 @@ def test_other_store_errors_are_not_retried(database):
     assert calls == [1]
 
 
+@pytest.mark.e2e  # a second process holds the lock for 5 s
 def test_opening_a_new_sqlite_store_waits_for_the_process_that_holds_the_store_lock(tmp_path):
     # A sweep opens the store with a bare client; were that not under the lock, it could build the tables
     # at the same time as a training does, which breaks the store.

@@ -50,6 +50,7 @@ def view_state(tags: dict[str, str]) -> dict:
     return json.loads(envelope["state"])
 
 
+@pytest.mark.e2e  # builds a real MLflow store
 def test_a_new_experiment_is_tagged_for_model_training_with_the_saved_view(target):
     import mlflow
 
@@ -67,6 +68,7 @@ def test_a_new_experiment_is_tagged_for_model_training_with_the_saved_view(targe
     assert RUNS_VIEW_TAG == "mlflow.sharedViewState.policy-topics"  # where MLflow 3.17 keeps saved views
 
 
+@pytest.mark.e2e  # builds a real MLflow store
 def test_an_existing_experiment_gets_the_tags_it_lacks_and_keeps_those_it_has(target):
     import mlflow
 
@@ -84,6 +86,7 @@ def test_an_existing_experiment_gets_the_tags_it_lacks_and_keeps_those_it_has(ta
     assert view_state(tags)["selectedColumns"]
 
 
+@pytest.mark.e2e  # builds a real MLflow store
 def test_a_server_that_refuses_the_tags_still_gets_the_run(target, monkeypatch):
     """Tagging is for the UI's sake: a user allowed to log runs but not to tag the experiment still can."""
     import mlflow
