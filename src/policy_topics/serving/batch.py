@@ -130,7 +130,7 @@ def predict_stream(predictor: Any, documents: Iterable[Document], writer: Record
             records = predictor.predict_records([d.text for d in batch], top_k=top_k, explain=explain,
                                                 threshold=threshold)
             if tally is not None:
-                tally.add(predictor.clean([d.text for d in batch]), [r["probability"] for r in records])
+                tally.add([d.text for d in batch], [r["probability"] for r in records], predictor.clean)
             for document, record in zip(batch, records, strict=True):
                 writer.write(document, record)
             writer.flush()

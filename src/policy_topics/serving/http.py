@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy_topics.errors import RequestError
+from policy_topics.models.familiarity import MIN_DOCS
 from policy_topics.reporting import reporter
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,9 @@ class PredictionApp:
             texts, top_k, explain, threshold = parse_request(body, self.limits, len(self.predictor.codes))
             predictions = self.predictor.predict_records(texts, top_k=top_k, explain=explain, threshold=threshold)
             answer: dict[str, Any] = {"model_uri": self.metadata["model_uri"], "predictions": predictions}
-            tally = self.predictor.tally()
+            tally = self.predictor.tally() if len(texts) >= MIN_DOCS else None  # (fewer: nothing to tell)
             if tally is not None:
-                tally.add(self.predictor.clean(texts), [p["probability"] for p in predictions])
+                tally.add(texts, [p["probability"] for p in predictions], self.predictor.clean)
                 unfamiliar = self.predictor.unfamiliar(tally)
                 if unfamiliar:
                     answer["warning"] = unfamiliar
