@@ -2,9 +2,20 @@
 
 Models predict codes; people read names. Everything user-facing goes through
 :func:`topic_name`, so codes stay available while names are what users see.
+
+National codebooks add codes of their own, and a number can mean different things in two of them (the
+French laws' 27 is natural and weather disasters, the US media codebook's 27 is fires). A dataset names
+such codes in its config (``data.extra_topics``); a job makes them this process's names for its duration
+with :func:`use_dataset_topics`, and they win over the shared codebook below.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from policy_topics.errors import ConfigError
 
 CAP_MAJOR_TOPICS: dict[int, str] = {
     1: "Macroeconomics",
@@ -46,15 +57,58 @@ TOPICS: dict[int, str] = dict(sorted({**CAP_MAJOR_TOPICS, **US_MEDIA_TOPICS}.ite
 
 _CODE_BY_NAME: dict[str, int] = {name.casefold(): code for code, name in TOPICS.items()}
 
+_dataset_topics: dict[int, str] = {}  # the current dataset's own names (see use_dataset_topics)
+
+
+def parse_topic_names(names: Mapping[Any, Any] | None, where: str = "data.extra_topics") -> dict[int, str]:
+    """``{27: "Natural and weather disasters"}`` from a config mapping (keys may be strings, as in JSON);
+    a key that is no whole number, or an empty name, is a :class:`~policy_topics.errors.ConfigError`."""
+    parsed: dict[int, str] = {}
+    for key, name in (names or {}).items():
+        try:
+            code = int(str(key).strip())
+        except ValueError:
+            code = None
+        if code is None or not str(name or "").strip():
+            raise ConfigError(f"{where} maps topic codes to names, e.g. {where}.27='Natural disasters'; "
+                              f"{key!r}: {name!r} is not a whole-number code with a name")
+        parsed[code] = str(name).strip()
+    return parsed
+
+
+def use_dataset_topics(names: Mapping[Any, Any] | None) -> None:
+    """Make ``names`` (code -> name, from a dataset's ``extra_topics``) this process's names for those codes,
+    replacing any earlier dataset's; ``None`` or ``{}`` leaves the shared codebook alone."""
+    _dataset_topics.clear()
+    _dataset_topics.update(parse_topic_names(names))
+
+
+@contextmanager
+def named(names: Mapping[Any, Any] | None) -> Iterator[None]:
+    """:func:`use_dataset_topics` for the block only, adding ``names`` to the current ones (preparing a
+    pooled dataset does not change the names of the job's own)."""
+    saved = dict(_dataset_topics)
+    _dataset_topics.update(parse_topic_names(names))
+    try:
+        yield
+    finally:
+        _dataset_topics.clear()
+        _dataset_topics.update(saved)
+
+
+def dataset_topics() -> dict[int, str]:
+    """The current dataset's own topic names (a copy; ``{}`` when it has none)."""
+    return dict(_dataset_topics)
+
 
 def is_known(code: int) -> bool:
-    """Whether ``code`` is a CAP major topic or a US media topic code."""
-    return code in TOPICS
+    """Whether ``code`` is a CAP major topic, a US media topic code, or a code the dataset names."""
+    return code in _dataset_topics or code in TOPICS
 
 
 def topic_name(code: int) -> str:
     """The readable name of a topic code; unknown codes read as ``Unknown topic <code>``."""
-    return TOPICS.get(code, f"Unknown topic {code}")
+    return _dataset_topics.get(code) or TOPICS.get(code, f"Unknown topic {code}")
 
 
 def code_for_name(name: str) -> int | None:

@@ -1,15 +1,9 @@
 import pandas as pd
 import pytest
 
-from policy_topics.data.prep import (
-    CleaningReport,
-    clean,
-    enforce_topic_sizes,
-    fingerprint,
-    normalize_text,
-    parse_label,
-    split,
-)
+from policy_topics.data.cleaning import CleaningReport, clean, enforce_topic_sizes, parse_label, split
+from policy_topics.data.prep import fingerprint
+from policy_topics.data.text import normalize_text
 from policy_topics.errors import ConfigError, LabelError, PrepError
 
 

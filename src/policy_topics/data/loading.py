@@ -95,10 +95,22 @@ def check_not_empty(path: Path, fmt: str, opts: ReadOptions) -> list[str]:
 
 def read_table(path: Path, opts: ReadOptions) -> pd.DataFrame:
     """Read ``path`` with ``datasets`` and return its text and label columns as strings."""
+    frame = _load(path, opts, {"text": opts.text_column, "label": opts.label_column})
+    return select_columns(frame, path.name, opts)
+
+
+def read_column(path: Path, role: str, opts: ReadOptions) -> pd.Series:
+    """One column of a file read with ``datasets``: the ``text`` column (``opts.text_column``) of a file of
+    texts, or the ``label`` column of a file of codes; as strings."""
+    column = opts.text_column if role == "text" else opts.label_column
+    return _load(path, opts, {role: column})[column].astype("string").rename(role)
+
+
+def _load(path: Path, opts: ReadOptions, wanted: dict[str, str]) -> pd.DataFrame:
     fmt = infer_format(path, opts.format)
     columns = check_not_empty(path, fmt, opts)
     if fmt in ("csv", "tsv"):
-        check_columns(columns, path.name, opts)
+        check_columns(columns, path.name, opts, wanted)
     import datasets  # slow import: only on the paths that read data
 
     datasets.disable_progress_bars()
@@ -111,16 +123,20 @@ def read_table(path: Path, opts: ReadOptions) -> pd.DataFrame:
             )
         except Exception as exc:  # datasets wraps reader errors in DatasetGenerationError
             raise _read_error(path, fmt, opts, exc) from exc
-        return select_columns(ds.to_pandas(), path.name, opts)
+        frame = ds.to_pandas()
+    check_columns(list(frame.columns), path.name, opts, wanted)
+    return frame
 
 
-def check_columns(columns: list[str], file_name: str, opts: ReadOptions) -> None:
-    """Refuse a table that lacks the configured text or label column, listing the columns it has."""
-    for role, column in (("text", opts.text_column), ("label", opts.label_column)):
+def check_columns(columns: list[str], file_name: str, opts: ReadOptions, wanted: dict[str, str] | None = None) -> None:
+    """Refuse a table that lacks the configured text or label column (or the ``wanted`` role -> column
+    ones), listing the columns it has."""
+    wanted = wanted or {"text": opts.text_column, "label": opts.label_column}
+    for role, column in wanted.items():
         if column not in columns:
             found = ", ".join(map(str, columns)) or "none"
             hint = ""
-            if len(columns) == 1:
+            if len(columns) == 1 and len(wanted) > 1:
                 hint = " (only one column: is data.delimiter right?)"
             raise DataFormatError(
                 f"{role} column '{column}' not found in {file_name}; columns found: {found}{hint}; "

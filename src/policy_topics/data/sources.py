@@ -1,8 +1,10 @@
 """Find a dataset's file: the local cache, then an offline mirror, then the public source.
 
-Registered datasets (those with a ``url``) are looked up by file name; every copy is checked against
-the configured sha256 before use. Downloads go to a temp file and are renamed into the cache only once
-the checksum matches, so the cache never holds a partial or wrong file.
+Registered datasets (those with a ``url``) are looked up by file name, under the dataset's own folder
+(``data.mirror_dir``, e.g. ``cap_laws/DK``) in the cache and in the mirror; the mirror setting names a root
+holding those folders, or (as before there were folders) the folder holding the files themselves. Every
+copy is checked against the configured sha256 before use. Downloads go to a temp file and are renamed into
+the cache only once the checksum matches, so the cache never holds a partial or wrong file.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def _checked(path: Path, expected: str | None, where: str, fix: str) -> str:
 
 
 def resolve_file(
-    path: str, url: str | None, sha256: str | None, raw_dir: str | Path, mirror: str | None
+    path: str, url: str | None, sha256: str | None, raw_dir: str | Path, mirror: str | None,
+    folder: str | None = None,
 ) -> ResolvedFile:
-    """Locate a dataset file; registered datasets (with ``url``) go cache -> mirror -> download."""
+    """Locate a dataset file; registered datasets (with ``url``) go cache -> mirror -> download, each under
+    the dataset's ``folder`` (relative; a copy straight in the cache or mirror root counts when its checksum
+    matches: caches and mirrors from before datasets had folders)."""
     if url is None:
         local = Path(path).expanduser()
         if not local.is_file():
@@ -63,18 +68,32 @@ def resolve_file(
         return ResolvedFile(local.resolve(), digest, "local", str(local.resolve()))
 
     name = Path(path).name
-    cached = Path(raw_dir) / name
-    if cached.is_file():
-        digest = _checked(cached, sha256, "local cache", "delete it so that it is fetched again")
-        return ResolvedFile(cached, digest, "cache", url)
+    sub = Path(folder) if folder else Path()
+    cached = Path(raw_dir) / sub / name
+    found = _find(Path(raw_dir), sub, name, sha256, "local cache", "delete it so that it is fetched again")
+    if found:
+        return ResolvedFile(found[0], found[1], "cache", url)
     if mirror:
-        mirrored = Path(mirror).expanduser() / name
-        if mirrored.is_file():
-            digest = _checked(
-                mirrored, sha256, f"data mirror {MIRROR_ENV}", "replace it with the file from " + url
-            )
-            return ResolvedFile(mirrored.resolve(), digest, "mirror", url)
+        found = _find(Path(mirror).expanduser(), sub, name, sha256, f"data mirror {MIRROR_ENV}",
+                      "replace it with the file from " + url)
+        if found:
+            return ResolvedFile(found[0].resolve(), found[1], "mirror", url)
+        mirror = str(Path(mirror).expanduser() / sub)
     return ResolvedFile(_download(url, cached, sha256, mirror), sha256 or "", "download", url)
+
+
+def _find(root: Path, sub: Path, name: str, sha256: str | None, where: str, fix: str) -> tuple[Path, str] | None:
+    """The dataset's copy under ``root/sub`` (checked: a wrong one is refused), else a copy straight in
+    ``root`` whose checksum matches (another dataset's file of the same name is passed over)."""
+    own = root / sub / name
+    if own.is_file():
+        return own, _checked(own, sha256, where, fix)
+    flat = root / name
+    if sub != Path() and flat.is_file() and sha256:
+        digest = file_sha256(flat)
+        if digest == sha256.lower():
+            return flat, digest
+    return None
 
 
 def _download(url: str, target: Path, sha256: str | None, mirror: str | None) -> Path:
