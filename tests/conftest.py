@@ -44,6 +44,19 @@ def mirror() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def laws_mirror() -> Path:
+    """A data-mirror root holding cap_laws/<COUNTRY>/ (the CAP law datasets): the mirror setting itself, the
+    folder above it (a setting pointing at the cap/ folder), or ../shared/data beside the checkout."""
+    env = os.environ.get(MIRROR_ENV)
+    for root in ([Path(env), Path(env).parent] if env else []) + [REPO.parent / "shared" / "data"]:
+        if (root / "cap_laws" / "UK" / "X_train.csv").is_file():
+            return root
+    if os.environ.get("CI"):
+        pytest.fail(f"no CAP law data: set {MIRROR_ENV} to a folder holding cap_laws/")
+    pytest.skip(f"no CAP law data ({MIRROR_ENV} holds no cap_laws/ and no ../shared/data/cap_laws)")
+
+
 @dataclass
 class CliResult:
     returncode: int
