@@ -45,6 +45,13 @@ class SplitEvaluation:
                      [t for t, keep in zip(self.texts, mask, strict=True) if keep])
 
 
+def unseen_rows(ev: SplitEvaluation, fitted_on: pd.Series) -> SplitEvaluation | None:
+    """``ev`` scored on the rows whose text is none of ``fitted_on`` (the texts the model was fit on), as
+    ``<split>_unseen``; None when every row's text was among them."""
+    mask = ~pd.Series(ev.texts).isin(set(fitted_on)).to_numpy()
+    return ev.subset(mask, f"{ev.split}_unseen") if mask.any() else None
+
+
 def evaluate_split(pipeline: Pipeline, frame: pd.DataFrame, split: str) -> SplitEvaluation:
     """Score ``pipeline`` on a split with columns ``text`` and ``label``."""
     texts = frame["text"].tolist()

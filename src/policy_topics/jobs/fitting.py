@@ -21,10 +21,12 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from policy_topics import taxonomy
 from policy_topics.data.pooling import POOL_ROWS
 from policy_topics.evaluation.metrics import SplitEvaluation
 
 _IDLE_TIMEOUT_S = 120
+TOPIC_NAMES = "_topic_names"
 
 
 def available_cores() -> int:
@@ -115,6 +117,7 @@ def _run_job(container: Mapping[str, Any], job: FitJob, calibrate: bool | None) 
     from policy_topics.evaluation.metrics import evaluate_split
     from policy_topics.models.pipeline import fitting
 
+    taxonomy.use_dataset_topics(container.get(TOPIC_NAMES))
     seconds, evaluations = {}, []
     start = time.perf_counter()
     pipeline = fit_from_config(container, job.frame, calibrate)
@@ -132,6 +135,7 @@ def run_jobs(container: Mapping[str, Any], jobs: Sequence[FitJob], calibrate: bo
     cores, else one after the other here. Same models and scores either way."""
     settings = {key: container[key] for key in ("features", "model", "blas_threads")}
     settings[POOL_ROWS] = container.get(POOL_ROWS)
+    settings[TOPIC_NAMES] = taxonomy.dataset_topics()  # the dataset's own names, for the per-topic tables
     workers = worker_count(container.get("fit_processes", 1), len(jobs))
     if workers == 1:
         return [_run_job(settings, job, calibrate) for job in jobs]

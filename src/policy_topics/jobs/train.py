@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.pipeline import Pipeline
 
+from policy_topics import taxonomy
 from policy_topics.evaluation.metrics import SplitEvaluation
 from policy_topics.jobs.stages import Stages
 from policy_topics.reporting import reporter
@@ -47,6 +48,7 @@ def run_training(cfg: DictConfig) -> TrainingResult:
 
     stages = Stages()
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    taxonomy.use_dataset_topics(container["data"].get("extra_topics"))  # a national codebook's own names
     target = tracking_target(container["tracking"])
     check_reachable(target)
     options = EvaluationOptions.from_config(container["evaluation"])
@@ -214,6 +216,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     findings = analysis.analyse_training(container, prepared.splits, evaluations, cv, pipeline, options, stages)
     metrics = {f"{ev.split.replace('validation', 'val')}_{k}": v for ev in evaluations for k, v in ev.metrics.items()}
     metrics.update(findings.metrics)
+    metrics.update(_unseen_metrics(container, prepared, evaluations, cv is not None))
     autocode = choose(evaluations, cv is not None, options.grid, options.target_accuracy)
     metrics.update(autocode.metrics())
     with stages.stage("log results"):
@@ -225,6 +228,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
             name = container["tracking"].get("register_as")
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
             settings = {"text_form": container["prep"]["unicode_form"], **autocode.settings(),
+                        "topic_names": {str(c): taxonomy.topic_name(int(c)) for c in pipeline.classes_},
                         "familiarity": familiarity_reference(pipeline, prepared.splits, evaluations, cv is not None,
                                                              int(container["seed"]))}
             model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name, settings)
@@ -238,6 +242,20 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered,
                           target.ui_command(mlflow.active_run().info.experiment_id),
                           stages.timings, findings.lines + autocode.lines() + _hints(container, metrics))
+
+
+def _unseen_metrics(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation],
+                    cross_validated: bool) -> dict[str, float]:
+    """``test_unseen_*``: the test figures on the rows whose text the logged model was not fit on, for a dataset
+    that ships its own splits (they can share texts; the ``test_*`` figures score all rows, as published)."""
+    from policy_topics.evaluation.metrics import unseen_rows
+    from policy_topics.jobs.analysis import final_training_rows
+
+    test = [ev for ev in evaluations if ev.split == "test"]
+    if cross_validated or not test or prepared.report.get("split") != "predefined":
+        return {}
+    unseen = unseen_rows(test[0], final_training_rows(container, prepared.splits)["text"])
+    return {} if unseen is None else {f"{unseen.split}_{k}": v for k, v in unseen.metrics.items()}
 
 
 def _hints(container: dict[str, Any], metrics: dict[str, float]) -> list[str]:
@@ -276,9 +294,9 @@ def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[Spl
 def summary(result: TrainingResult) -> str:
     """The one-screen end of the command: metrics, run id, and how to look at it."""
     lines = ["", "  split        accuracy  macro-F1  weighted-F1   docs"]
-    for split in ("val", "test", "oof"):
+    for split in ("val", "test", "test_unseen", "oof"):
         if f"{split}_accuracy" in result.metrics:
-            m = {k.split("_", 1)[1]: v for k, v in result.metrics.items() if k.startswith(split + "_")}
+            m = {k[len(split) + 1:]: v for k, v in result.metrics.items() if k.startswith(split + "_")}
             lines.append(f"  {split:<12} {m['accuracy']:8.3f}  {m['macro_f1']:8.3f}  {m['weighted_f1']:11.3f}"
                          f"  {int(m['n_docs']):5d}")
     lines += ["", *result.notes] if result.notes else []

@@ -24,7 +24,7 @@ from policy_topics.features.vectorizers import FastTfidfVectorizer
 from policy_topics.models.explanations import Explainer
 from policy_topics.models.familiarity import Tally, warning, word_block
 from policy_topics.models.pipeline import class_weights
-from policy_topics.taxonomy import topic_name
+from policy_topics.taxonomy import parse_topic_names, topic_name
 
 DEFAULT_TOP_K = 3
 DEFAULT_THRESHOLD = 0.2
@@ -130,10 +130,13 @@ class TopicPredictor:
     """Predictions with topic names from a fitted text -> topic pipeline."""
 
     def __init__(self, pipeline: Pipeline, threshold: float | None = DEFAULT_THRESHOLD,
-                 text_form: str = DEFAULT_FORM, evidence: dict[str, Any] | None = None) -> None:
+                 text_form: str = DEFAULT_FORM, evidence: dict[str, Any] | None = None,
+                 topic_names: dict[Any, str] | None = None) -> None:
         """``threshold``: the top probability from which a text is ``coded``; None for the default.
         ``text_form``: the Unicode form of the training's text cleaning, applied to every text first.
-        ``evidence``: how the model's own threshold was chosen (see :meth:`threshold_note`)."""
+        ``evidence``: how the model's own threshold was chosen (see :meth:`threshold_note`).
+        ``topic_names``: the names the training dataset gave its codes (a national codebook's own, saved with
+        the model); codes without one read as in :mod:`policy_topics.taxonomy`."""
         self.pipeline = pipeline
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.threshold_source = "default" if threshold is None else "model"
@@ -143,7 +146,8 @@ class TopicPredictor:
         self.features = pipeline.named_steps["features"]
         self.classifier = pipeline.named_steps["classifier"]
         self.codes = [int(c) for c in self.classifier.classes_]
-        self.names = [topic_name(c) for c in self.codes]
+        own = parse_topic_names(topic_names, "the model's topic_names")
+        self.names = [own.get(c) or topic_name(c) for c in self.codes]
         self._fast = _compile(self.classifier)
         self._vectorize = _FastTfidf.compile(self.features) if self._fast is not None else None
         blocks = getattr(self.features, "transformer_list", [("features", self.features)])

@@ -59,7 +59,8 @@ class TopicModel(mlflow.pyfunc.PythonModel):
         folder = Path(context.artifacts[PIPELINE_ARTIFACT])
         settings = load_settings(folder)
         self.predictor = TopicPredictor(load_pipeline(folder), settings.get("threshold"),
-                                        settings.get("text_form", DEFAULT_FORM), settings.get("threshold_evidence"))
+                                        settings.get("text_form", DEFAULT_FORM), settings.get("threshold_evidence"),
+                                        settings.get("topic_names"))
         self.predictor.reference = settings.get("familiarity")
 
     # DataFrame hint: MLflow derives no schema from it, so the logged signature stays the schema.

@@ -151,7 +151,9 @@ def log_setup(config: Mapping[str, Any], config_yaml: str, splits: Mapping[str, 
     mlflow.log_params(flatten({k: v for k, v in config.items() if k not in ("paths", "hydra") and k[0] != "_"}))
     mlflow.log_params({"data.fingerprint": fingerprint, "data.source_sha256": source_sha256 or "n/a",
                        **({RESOLVED_PATH_PARAM: local_file} if local_file else {})})
-    mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name})
+    language = (config.get("data") or {}).get("language") or {}  # also the params data.language.code and .name
+    mlflow.set_tags({**git_state(), **package_versions(), "policy_topics.version": __version__, "dataset": name,
+                     **({"language": str(language["code"])} if language.get("code") else {})})
     mlflow.log_text(config_yaml, "config.yaml")
     mlflow.log_dict(dict(cleaning), "data/cleaning.json")
     for split, frame in splits.items():
