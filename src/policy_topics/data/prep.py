@@ -90,10 +90,7 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     }
     mode = "random" if whole else split_mode(data, prep)
     found = _find_source(data, paths, opts)
-    settings = {**prep, "whole": True} if whole else dict(prep)
-    if mode == "random":  # (the fingerprint of a randomly split dataset is the one it had before prep.split)
-        settings.pop("split", None)
-    fp = fingerprint(found.identity, read_settings, settings)
+    fp = fingerprint(found.identity, read_settings, _fingerprinted(prep, mode, whole))
     target = Path(paths["processed_dir"]) / f"{data['name']}-{fp}".replace("/", "_")
     if (target / "manifest.json").is_file():
         manifest = json.loads((target / "manifest.json").read_text())
@@ -116,6 +113,27 @@ def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Map
     _note_duplicates(str(data["name"]), report_dict)
     return PreparedData(str(data["name"]), fp, found.source, found.sha, splits, report_dict, target, False,
                         found.local_file)
+
+
+def _fingerprinted(prep: Mapping[str, Any], mode: str, whole: bool) -> dict[str, Any]:
+    """The prep settings that name the splits; ``split`` and ``max_rows`` only when they change anything, so a
+    randomly split dataset keeps the fingerprint it had before those settings existed."""
+    settings = {**prep, "whole": True} if whole else dict(prep)
+    if mode == "random":
+        settings.pop("split", None)
+    if settings.get("max_rows") is None:
+        settings.pop("max_rows", None)
+    return settings
+
+
+def _first_rows(frame: pd.DataFrame, prep: Mapping[str, Any]) -> pd.DataFrame:
+    """``prep.max_rows``: only the first rows (a quick trial); all of them when it is null."""
+    limit = prep.get("max_rows")
+    if limit is None:
+        return frame
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"prep.max_rows must be a whole number of rows above 0 or null (all), not {limit!r}")
+    return frame.head(limit)
 
 
 @dataclass
@@ -165,7 +183,7 @@ def _clean_and_split(found: _Source, opts: ReadOptions, prep: Mapping[str, Any],
         frame = read_table(found.path, opts)
         line_offset = {"csv": 2, "tsv": 2, "jsonl": 1}.get(infer_format(found.path, opts.format), 0)
     assert frame is not None
-    cleaned = clean(frame, prep["unicode_form"], str(data["unknown_labels"]), found.name, report,
+    cleaned = clean(_first_rows(frame, prep), prep["unicode_form"], str(data["unknown_labels"]), found.name, report,
                     row_place(line_offset))
     if whole:
         empty = cleaned.iloc[:0]
@@ -184,7 +202,7 @@ def _clean_predefined(found: _Source, opts: ReadOptions, prep: Mapping[str, Any]
     splits, held_out = {}, {}
     for key, frame in frames.items():
         part = report if key == "train" else CleaningReport()
-        splits[key] = clean(frame, prep["unicode_form"], str(data["unknown_labels"]),
+        splits[key] = clean(_first_rows(frame, prep), prep["unicode_form"], str(data["unknown_labels"]),
                             found.split_files[key]["label"].path.name, part, row_place(2), dedupe=key == "train")
         if key != "train":
             held_out[key] = {k: getattr(part, k) for k in ("rows_read", "empty_texts", "missing_labels", "rows_kept")}

@@ -144,6 +144,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     stages = Stages()
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     options = EvaluationOptions.from_config(container["evaluation"])
+    taxonomy.use_dataset_topics(container["data"].get("extra_topics"))  # a national codebook's own names
     for key, on in (("cv_folds", options.cv_folds), ("compare_calibration", options.compare_calibration),
                     ("learning_curve.enabled", options.learning_curve)):
         if on:
