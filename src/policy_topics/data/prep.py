@@ -31,6 +31,7 @@ from policy_topics.data.splits import (
     split_mode,
 )
 from policy_topics.data.splits import identity as split_identity
+from policy_topics.data.text import normalize_text
 from policy_topics.errors import ConfigError
 from policy_topics.reporting import reporter
 
@@ -206,7 +207,10 @@ def _clean_predefined(found: _Source, opts: ReadOptions, prep: Mapping[str, Any]
                             found.split_files[key]["label"].path.name, part, row_place(2), dedupe=key == "train")
         if key != "train":
             held_out[key] = {k: getattr(part, k) for k in ("rows_read", "empty_texts", "missing_labels", "rows_kept")}
-    duplicates = cross_split_duplicates(splits)
+    # Counted on the files' texts as cleaned, before train drops duplicates and conflicting codes: what the files hold.
+    as_read = {key: frame.assign(text=frame["text"].fillna("").astype(str).map(
+        lambda t: normalize_text(t, prep["unicode_form"]))) for key, frame in frames.items()}
+    duplicates = cross_split_duplicates(as_read)
     return splits, {"split": "predefined", "held_out": held_out, "cross_split_duplicates": duplicates}
 
 

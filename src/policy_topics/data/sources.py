@@ -79,7 +79,8 @@ def resolve_file(
         if found:
             return ResolvedFile(found[0].resolve(), found[1], "mirror", url)
         mirror = str(Path(mirror).expanduser() / sub)
-    return ResolvedFile(_download(url, cached, sha256, mirror), sha256 or "", "download", url)
+    wanted = (sub / name).as_posix()
+    return ResolvedFile(_download(url, cached, sha256, mirror, wanted), sha256 or "", "download", url)
 
 
 def _find(root: Path, sub: Path, name: str, sha256: str | None, where: str, fix: str) -> tuple[Path, str] | None:
@@ -96,7 +97,7 @@ def _find(root: Path, sub: Path, name: str, sha256: str | None, where: str, fix:
     return None
 
 
-def _download(url: str, target: Path, sha256: str | None, mirror: str | None) -> Path:
+def _download(url: str, target: Path, sha256: str | None, mirror: str | None, wanted: str) -> Path:
     mirror_note = f"not in the data mirror {mirror}" if mirror else f"no data mirror ({MIRROR_ENV} is not set)"
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -119,7 +120,7 @@ def _download(url: str, target: Path, sha256: str | None, mirror: str | None) ->
         raise DataSourceError(
             f"{target.name} is not in the cache {target.parent}, {mirror_note}, and downloading it from "
             f"{url} failed ({reason}): set {MIRROR_ENV} (or paths.data_mirror=...) to a folder holding "
-            f"{target.name}, or put the file in {target.parent}"
+            f"{wanted}, or put the file in {target.parent}"
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)

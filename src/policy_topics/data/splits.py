@@ -60,14 +60,16 @@ def resolve_split_files(data: Mapping[str, Any], paths: Mapping[str, Any]) -> di
     + the file name, each checked against ``data.checksums``); all are found before any is read."""
     base = data.get("url")
     checksums = dict(data.get("checksums") or {})
+    names = _file_names(data)
+    missing = [Path(n).name for files in names.values() for n in files.values() if not checksums.get(Path(n).name)]
+    if base and missing:
+        raise ConfigError(f"data.checksums has no sha256 for {', '.join(missing)}; a downloaded file is used only "
+                          f"once its checksum is known: add data.checksums.{missing[0]}=<sha256>")
     resolved: dict[str, dict[str, ResolvedFile]] = {}
-    for key, files in _file_names(data).items():
+    for key, files in names.items():
         resolved[key] = {}
         for role, name in files.items():
             sha = checksums.get(Path(name).name)
-            if base and not sha:
-                raise ConfigError(f"data.checksums has no sha256 for {name}; a downloaded file is used only once "
-                                  f"its checksum is known: add data.checksums.{Path(name).name}=<sha256>")
             url = f"{str(base).rstrip('/')}/{Path(name).name}" if base else None
             resolved[key][role] = resolve_file(name, url, sha, paths["raw_dir"], paths.get("data_mirror"),
                                                data.get("mirror_dir"))
