@@ -52,6 +52,9 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=3, help="how many topics to list per text")
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="report the N words and phrases "
                         "(or the sentence embedding) that pushed each decision most")
+    parser.add_argument("--segment", choices=["paragraphs"], help="also code each paragraph of a document (text "
+                        "between blank lines, else lines): adds its paragraphs' topics and its topic mix (share of "
+                        "the text by topic)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--no-progress", action="store_true")
     _model_options(parser)
@@ -82,7 +85,8 @@ def predict_command(args: list[str]) -> None:
     tally = loaded.predictor.tally()
     with batch.atomic_output(opts.output, binary=fmt == "parquet") as handle:
         count = batch.predict_stream(loaded.predictor, docs, batch.RecordWriter(handle, fmt),
-                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress, tally)
+                                     opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress, tally,
+                                     opts.segment)
     where = f" written to {opts.output}" if opts.output else ""
     print(f"{count} predictions from {loaded.metadata['loaded']}{where}; {loaded.predictor.threshold_note()}",
           file=sys.stderr)
@@ -98,6 +102,13 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-texts", type=int, default=1000, help="most texts per request")
     parser.add_argument("--max-bytes", type=int, default=1_000_000, help="largest request body")
+    parser.add_argument("--token-file", help="access tokens, one per line, re-read when the file changes; with "
+                        "tokens (here or in POLICY_TOPICS_SERVE_TOKENS) every path but /health needs one")
+    parser.add_argument("--open-access", action="store_true", help="serve a non-loopback --host without access "
+                        "tokens (refused otherwise), e.g. behind a proxy that checks access")
+    parser.add_argument("--access-log", metavar="FILE|-", help="append one JSON line per request (time, path, "
+                        "status, number of texts, latency) to FILE, or - for standard error (default: none)")
+    parser.add_argument("--log-texts", action="store_true", help="put the texts themselves into the access log")
     _model_options(parser)
     return parser
 
@@ -109,7 +120,12 @@ def serve_command(args: list[str]) -> None:
     _probability(opts.threshold)
     if opts.workers < 1 or opts.max_texts < 1 or opts.max_bytes < 1:
         fail("--workers, --max-texts and --max-bytes must be at least 1")
-    serve(opts.model, opts.host, opts.port, opts.workers, Limits(opts.max_texts, opts.max_bytes), opts.threshold)
+    if opts.log_texts and not opts.access_log:
+        fail("--log-texts needs --access-log FILE|-")
+    access = {"token_file": opts.token_file, "access_log": opts.access_log, "log_texts": opts.log_texts,
+              "open_access": opts.open_access}
+    serve(opts.model, opts.host, opts.port, opts.workers, Limits(opts.max_texts, opts.max_bytes), opts.threshold,
+          access)
 
 
 def promote_parser() -> argparse.ArgumentParser:

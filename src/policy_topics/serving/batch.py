@@ -1,7 +1,7 @@
 """Batch prediction: documents (see :mod:`policy_topics.serving.documents`) streamed through the model in
 batches and written as CSV, JSONL or Parquet, so inputs larger than memory work. Each output row holds the
-document's id, the input columns kept, its text and the prediction; nested fields (alternatives,
-explanations) are JSON in CSV and Parquet.
+document's id, the input columns kept, its text and the prediction (with ``paragraphs`` and ``topic_mix``
+when coded by paragraph); nested fields (alternatives, explanations, paragraphs) are JSON in CSV and Parquet.
 
 Output files are written under a temp name and renamed when complete: a failed run leaves no partial
 output behind.
@@ -21,6 +21,7 @@ from policy_topics.errors import DataFormatError
 from policy_topics.files import atomic_file
 from policy_topics.reporting import reporter
 from policy_topics.serving.documents import Document
+from policy_topics.serving.segments import SEGMENT_FIELDS, add_paragraphs
 
 PREDICTION_FIELDS = ["topic", "code", "probability", "status", "top_topics", "explanation"]
 OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
@@ -67,7 +68,8 @@ def _row(document: Document, record: dict[str, Any]) -> dict[str, Any]:
     """id, the kept input columns (renamed ``NAME_input`` where they clash with ours), text, prediction."""
     ours = {"id", "text", *PREDICTION_FIELDS}
     kept = {(f"{k}_input" if k in ours else k): v for k, v in document.kept.items()}
-    return {"id": document.id, **kept, "text": document.text, **{k: record.get(k, []) for k in PREDICTION_FIELDS}}
+    return {"id": document.id, **kept, "text": document.text, **{k: record.get(k, []) for k in PREDICTION_FIELDS},
+            **{k: record[k] for k in SEGMENT_FIELDS if k in record}}
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -121,14 +123,19 @@ class RecordWriter:
 
 
 def predict_stream(predictor: Any, documents: Iterable[Document], writer: RecordWriter, batch_size: int,
-                   top_k: int, explain: int, threshold: float | None, progress: bool, tally: Any = None) -> int:
+                   top_k: int, explain: int, threshold: float | None, progress: bool, tally: Any = None,
+                   segment: str | None = None) -> int:
     """Predict and write batch by batch; returns the number of documents. ``tally``
-    (:class:`policy_topics.models.familiarity.Tally`) counts the texts' unknown words and confidence."""
+    (:class:`policy_topics.models.familiarity.Tally`) counts the texts' unknown words and confidence;
+    ``segment="paragraphs"`` adds each document's paragraphs and topic mix
+    (:mod:`policy_topics.serving.segments`)."""
     count = 0
     with reporter().progress(" docs", enabled=progress) as advance:
         for batch in batches(documents, batch_size):
             records = predictor.predict_records([d.text for d in batch], top_k=top_k, explain=explain,
                                                 threshold=threshold)
+            if segment == "paragraphs":
+                add_paragraphs(predictor, [d.text for d in batch], records, top_k, explain, threshold)
             if tally is not None:
                 tally.add([d.text for d in batch], [r["probability"] for r in records], predictor.clean)
             for document, record in zip(batch, records, strict=True):

@@ -69,12 +69,17 @@ def _lines(handle: IO[str], name: str) -> Iterator[Document]:
         yield Document(f"{name}:{number}", line.rstrip("\r\n"))
 
 
+def delimited(handle: IO[str], name: str, delimiter: str, reading: Reading) -> Iterator[Document]:
+    """The documents of a CSV (or TSV) read from ``handle``, ids ``name:ROW``."""
+    reader = csv.DictReader(handle, delimiter=delimiter)
+    kept = reading.columns(list(reader.fieldnames or []), name)
+    for number, row in enumerate(reader, start=2):  # the header is row 1, as a spreadsheet shows it
+        yield reading.document(f"{name}:{number}", row, kept)
+
+
 def _delimited(path: Path, delimiter: str, reading: Reading) -> Iterator[Document]:
     with open_text(path, reading.encoding) as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        kept = reading.columns(list(reader.fieldnames or []), path.name)
-        for number, row in enumerate(reader, start=2):  # the header is row 1, as a spreadsheet shows it
-            yield reading.document(f"{path.name}:{number}", row, kept)
+        yield from delimited(handle, path.name, delimiter, reading)
 
 
 def _jsonl(path: Path, reading: Reading) -> Iterator[Document]:
