@@ -17,6 +17,7 @@ from policy_topics.reporting import reporter
 
 SPLITS = ("train", "validation", "test")
 MIN_PER_SPLIT_TOPIC = 3  # one document per split at the very least
+MIN_TO_LEARN = 2  # training documents a topic needs (a calibrated fit splits them in two)
 
 
 def parse_label(value: Any) -> int | None:
@@ -210,3 +211,22 @@ def split(frame: pd.DataFrame, test_size: float, val_size: float, seed: int) -> 
     else:
         train, val = rest, rest.iloc[:0]
     return {name: part.reset_index(drop=True) for name, part in zip(SPLITS, (train, val, test), strict=True)}
+
+
+def drop_unlearnable(train: pd.DataFrame, source_name: str, report: CleaningReport) -> pd.DataFrame:
+    """A fixed training split (a dataset's own) with topics of fewer than :data:`MIN_TO_LEARN` documents:
+    those are left out of training with a warning (the held-out rows of the topic stay, scored as errors)."""
+    counts = train["label"].value_counts()
+    rare = counts[counts < MIN_TO_LEARN].sort_index()
+    if rare.empty:
+        return train
+    listing = ", ".join(f"{taxonomy.label(int(c))} ({n})" for c, n in rare.items())
+    reporter().warn(f"{source_name}: topics with fewer than {MIN_TO_LEARN} training documents cannot be learned and "
+                    f"are left out of training: {listing}; their validation and test rows are still scored")
+    report.rare_topics_dropped = {int(c): int(n) for c, n in rare.items()}
+    kept = train[~train["label"].isin(rare.index)].reset_index(drop=True)
+    report.rows_kept = len(kept)
+    if kept["label"].nunique() < 2:
+        raise PrepError(f"{source_name}: fewer than two topics have {MIN_TO_LEARN} or more training documents; "
+                        "give a larger training split (or prep.max_rows=null for all rows)")
+    return kept

@@ -20,7 +20,15 @@ from typing import Any
 import pandas as pd
 
 from policy_topics import taxonomy
-from policy_topics.data.cleaning import SPLITS, CleaningReport, clean, enforce_topic_sizes, row_place, split
+from policy_topics.data.cleaning import (
+    SPLITS,
+    CleaningReport,
+    clean,
+    drop_unlearnable,
+    enforce_topic_sizes,
+    row_place,
+    split,
+)
 from policy_topics.data.loading import ReadOptions, infer_format, read_hub, read_table
 from policy_topics.data.sources import resolve_file
 from policy_topics.data.splits import (
@@ -203,9 +211,12 @@ def _clean_predefined(found: _Source, opts: ReadOptions, prep: Mapping[str, Any]
     splits, held_out = {}, {}
     for key, frame in frames.items():
         part = report if key == "train" else CleaningReport()
-        splits[key] = clean(_first_rows(frame, prep), prep["unicode_form"], str(data["unknown_labels"]),
-                            found.split_files[key]["label"].path.name, part, row_place(2), dedupe=key == "train")
-        if key != "train":
+        where = f"{data['name']}/{found.split_files[key]['label'].path.name}"
+        splits[key] = clean(_first_rows(frame, prep), prep["unicode_form"], str(data["unknown_labels"]), where, part,
+                            row_place(2), dedupe=key == "train")
+        if key == "train":
+            splits[key] = drop_unlearnable(splits[key], where, part)
+        else:
             held_out[key] = {k: getattr(part, k) for k in ("rows_read", "empty_texts", "missing_labels", "rows_kept")}
     # Counted on the files' texts as cleaned, before train drops duplicates and conflicting codes: what the files hold.
     as_read = {key: frame.assign(text=frame["text"].fillna("").astype(str).map(

@@ -245,9 +245,12 @@ def analyse_training(container: Mapping[str, Any], splits: Mapping[str, pd.DataF
 
 
 def final_training_rows(container: Mapping[str, Any], splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The rows the logged model was fit on in train/validation/test mode."""
+    """The rows the logged model was fit on in train/validation/test mode: with the refit, train and the
+    validation rows of the topics train has (a dataset's own validation split may hold others)."""
     if container.get("refit", True) and len(splits["validation"]):
-        return pd.concat([splits["train"], splits["validation"]], ignore_index=True)
+        validation = splits["validation"]
+        validation = validation[validation["label"].isin(set(splits["train"]["label"]))]
+        return pd.concat([splits["train"], validation], ignore_index=True)
     return splits["train"]
 
 

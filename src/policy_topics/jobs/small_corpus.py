@@ -80,7 +80,8 @@ def hints(container: Mapping[str, Any], macro_f1: float | None, small: bool) -> 
     if not small and (macro_f1 is None or macro_f1 >= WEAK_MACRO_F1):
         return []
     lines = []
-    if not container.get("pool") and container["data"]["name"] not in ("uscongress", "nytimes"):
+    english = ((container["data"].get("language") or {}).get("code") or "en") == "en"
+    if not container.get("pool") and english and container["data"]["name"] not in ("uscongress", "nytimes"):
         lines.append("pool a coded reference corpus in the same language, e.g. the US bill titles: "
                      "+data@pool.ref=uscongress +pool.ref.weight=0.3")
     features = container["features"]

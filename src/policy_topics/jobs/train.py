@@ -96,11 +96,13 @@ def _small_corpus(container: dict[str, Any], splits: dict[str, pd.DataFrame], op
     (see :mod:`policy_topics.jobs.small_corpus`); the options to evaluate with."""
     from dataclasses import replace
 
+    from policy_topics.data.splits import split_mode
     from policy_topics.jobs import small_corpus
 
     settings = dict(container["evaluation"].get("small_corpus") or {})
-    if container["model"].get("stream"):  # a streamed fit has no cross-validation
-        settings["switch_to_cv"] = False
+    own_split = split_mode(container["data"], container["prep"]) == "predefined"
+    if container["model"].get("stream") or own_split:  # a streamed fit has no cross-validation; a dataset's own
+        settings["switch_to_cv"] = False  # split is kept, so its scores compare with published ones
     found = small_corpus.check(splits, settings, options.cv_folds, small_corpus.command_line_overrides())
     if found is None:
         return options
@@ -155,6 +157,7 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
     The fit and the refit do not depend on each other: with ``fit_processes`` > 1 each runs, with the
     scoring of its split, in its own worker process, at the same time."""
     from policy_topics.data.pooling import pooled_note
+    from policy_topics.jobs.analysis import final_training_rows
     from policy_topics.jobs.fitting import FitJob, run_jobs, worker_count
 
     train, validation, test = splits["train"], splits["validation"], splits["test"]
@@ -162,7 +165,7 @@ def fit_and_evaluate(container: dict[str, Any], splits: dict[str, pd.DataFrame],
     jobs = [FitJob(train, [(validation, "validation")] if len(validation) else [])]
     names = ["fit"]
     if len(validation) and container["refit"]:
-        jobs.append(FitJob(pd.concat([train, validation], ignore_index=True)))
+        jobs.append(FitJob(final_training_rows(container, splits)))
         names.append("refit on train+val")
         jobs[0].keep = False
     if score_test:
