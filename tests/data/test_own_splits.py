@@ -214,3 +214,12 @@ def test_a_mirror_of_the_files_themselves_still_serves_them_and_another_datasets
     with pytest.raises(DataSourceError) as err:  # a flat file of the same name but another dataset's
         resolve_file("X_train.csv", "http://127.0.0.1:9/x", "ab" * 32, tmp_path / "raw", str(flat), "cap_laws/XX")
     assert "not in the data mirror" in str(err.value) and str(flat / "cap_laws" / "XX") in str(err.value)
+
+
+def test_a_topic_with_one_training_document_is_left_out_of_training_and_its_test_rows_stay(tmp_path):
+    folder = write_dataset(tmp_path / "laws")
+    write_pair(folder, "train", [*coded_rows("train", 12), ("immigration visa act", "9")])
+    write_pair(folder, "test", [*coded_rows("test", 3), ("immigration visa rules", "9")])
+    prepared = prepare_dataset(data_cfg(folder), PREP, paths_cfg(tmp_path))
+    assert 9 not in set(prepared.splits["train"]["label"]) and prepared.report["rare_topics_dropped"] == {9: 1}
+    assert 9 in set(prepared.splits["test"]["label"])
