@@ -16,7 +16,7 @@ from policy_topics.data.loading import ReadOptions, read_table
 from policy_topics.data.prep import CleaningReport, clean
 from policy_topics.data.text import normalize_text
 from policy_topics.errors import PolicyTopicsError, RequestError
-from policy_topics.serving.http import Limits, parse_request
+from policy_topics.serving.protocol import Limits, parse_invocations, parse_predict
 
 CODES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23]
 LIMITS = Limits(max_texts=50, max_bytes=2_000_000)
@@ -107,21 +107,35 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 def test_any_json_body_is_parsed_or_refused_with_400_422_or_413(payload):
     body = json.dumps(payload).encode()
     try:
-        texts, top_k, explain, threshold = parse_request(body, LIMITS, n_topics=21)
+        query = parse_predict(body, LIMITS, n_topics=21)
     except RequestError as exc:
         assert exc.status in (400, 413, 422) and "\n" not in str(exc)
         return
-    assert all(isinstance(t, str) for t in texts) and 1 <= top_k <= 21 and 0 <= explain <= 50
-    assert threshold is None or 0 <= threshold <= 1
+    assert all(isinstance(t, str) for t in query.texts) and 1 <= query.top_k <= 21 and 0 <= query.explain <= 50
+    assert query.threshold is None or 0 <= query.threshold <= 1
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_any_bytes_as_a_body_are_parsed_or_refused_cleanly(body):
     try:
-        parse_request(body, LIMITS, n_topics=21)
+        parse_predict(body, LIMITS, n_topics=21)
     except RequestError as exc:
         assert exc.status in (400, 422)
+
+
+@FUZZ
+@given(st.one_of(JSON, st.fixed_dictionaries({}, optional={
+    "dataframe_split": JSON, "dataframe_records": JSON, "inputs": JSON, "instances": JSON, "params": JSON})),
+    st.sampled_from(["application/json", "text/csv", "application/json; charset=utf-8", ""]))
+def test_any_mlflow_style_body_is_parsed_or_refused_with_a_4xx(payload, content_type):
+    body = json.dumps(payload).encode()
+    try:
+        query = parse_invocations(body, content_type, LIMITS, n_topics=21)
+    except RequestError as exc:
+        assert 400 <= exc.status < 500 and "\n" not in str(exc)
+        return
+    assert all(isinstance(t, str) for t in query.texts)
 
 
 @pytest.fixture(scope="module")

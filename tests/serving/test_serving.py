@@ -62,7 +62,7 @@ def test_threshold_flags_texts_the_model_is_unsure_about(server):
     (b'{"texts": ["ok"], "threshold": "high"}', 422, "threshold must be a number"),
     (b'{"texts": ["ok"], "colour": "red"}', 422, "unknown field(s) colour"),
     (json.dumps({"texts": ["short"] * 21}).encode(), 413, "limit of 20 per request"),
-    (json.dumps({"texts": ["x" * 5000]}).encode(), 413, "over the limit of 4000 bytes"),
+    (json.dumps({"texts": ["x" * 5000]}).encode(), 413, "over the server's limit of 4,000 bytes"),
 ])
 def test_bad_requests_get_a_status_and_a_message_not_a_traceback(server, body, status, phrase):
     got, answer = request(server + "/predict", body)
