@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const EXPLAIN_SHOWN = 50;   // words and phrases asked for, to highlight
 const EXPLAIN_SAVED = 10;   // in the downloaded CSV, as `policy-topics predict --explain 10`
+const MIN_SHOWN = 0.1;      // words with less than a tenth of the strongest word's push are not highlighted
 const ORDER = { uncertain: 0, coded: 1, empty: 2 };
 let limits = null;
 let lastRequest = null;     // {name, body, params} of the last coding that succeeded
@@ -40,8 +41,7 @@ async function loadModel() {
     limits = meta.limits;
     const version = meta.version ? `version ${meta.version}` : "no registered version";
     $("model").textContent = `Model ${meta.loaded} (${version}, run ${meta.run_id || "–"}, trained on ` +
-      `${meta.dataset || "?"}); coded when the top probability is at least ${meta.threshold.toFixed(2)}. ` +
-      meta.threshold_note;
+      `${meta.dataset || "?"}). Threshold ${meta.threshold.toFixed(2)}: ${meta.threshold_note}.`;
   } catch (error) {
     $("model").textContent = `The model could not be described: ${error.message}`;
   }
@@ -65,9 +65,10 @@ function highlighted(text, explanation) {
   const strongest = Math.max(0, ...pushes.values());
   const box = element("div", { class: "text" });
   for (const token of text.split(/(\s+)/)) {
-    const key = fold(token);
-    const share = pushes.get(key) ?? pushes.get(key.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, ""));
-    if (!share || !token.trim()) { box.append(token); continue; }
+    const key = fold(token);  // "trade," (a word of the char n-grams) and "trade" (of the word n-grams)
+    const bare = key.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, "");
+    const share = (pushes.get(key) || 0) + (bare !== key ? pushes.get(bare) || 0 : 0);
+    if (!share || share < MIN_SHOWN * strongest || !token.trim()) { box.append(token); continue; }
     const strength = 0.15 + 0.75 * (share / strongest);
     const mark = element("mark", { class: strength > 0.6 ? "push strong" : "push", tabindex: "0",
       title: `${(100 * share).toFixed(1)}% of the push`, "aria-label": `${token}: ${(100 * share).toFixed(1)}% of the push` }, token);
