@@ -79,11 +79,12 @@ class LoadReport:
         ])
 
 
-def load_test(port: int, pid: int, clients: int, seconds: float, warmup: float) -> LoadReport:
+def load_test(port: int, pid: int, clients: int, seconds: float, warmup: float,
+              headers: dict[str, str] | None = None) -> LoadReport:
     """Warm up, measure memory, load for ``seconds``, measure memory again."""
-    warm = run_load(port, "/predict", body_for, clients, seconds=warmup)
+    warm = run_load(port, "/predict", body_for, clients, seconds=warmup, headers=headers)
     rss_warm = rss_mib(pid)
-    main = run_load(port, "/predict", body_for, clients, seconds=seconds)
+    main = run_load(port, "/predict", body_for, clients, seconds=seconds, headers=headers)
     time.sleep(0.5)
     return LoadReport(warm, main, rss_warm, rss_mib(pid))
 
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--data", default="demo")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--tokens", action="store_true", help="serve with an access token (sent with every "
+                        "request) and the access log written to a file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         env = {**os.environ, "POLICY_TOPICS_HOME": tmp}
@@ -118,16 +121,24 @@ def main() -> None:
         subprocess.run([*CLI, "train", f"data={args.data}", "tracking.register_as=bench-load"], env=env,
                        check=True, capture_output=True)
         subprocess.run([*CLI, "promote", "bench-load", "1"], env=env, check=True, capture_output=True)
-        proc = subprocess.Popen([*CLI, "serve", "--port", str(args.port), "--workers", str(args.workers)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        secured, headers = [], None
+        if args.tokens:
+            token = "bench-" + os.urandom(16).hex()
+            env["POLICY_TOPICS_SERVE_TOKENS"], headers = token, {"Authorization": f"Bearer {token}"}
+            secured = ["--access-log", str(Path(tmp) / "access.log")]
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(args.port), "--workers", str(args.workers), *secured],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             wait_for_health(args.port, proc)
-            report = load_test(args.port, proc.pid, args.clients, args.seconds, args.warmup)
+            report = load_test(args.port, proc.pid, args.clients, args.seconds, args.warmup, headers)
+            logged = len((Path(tmp) / "access.log").read_bytes().splitlines()) if args.tokens else None
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
         leaked = b"Traceback" in proc.stderr.read()
     print(report.render(args.clients))
+    if logged is not None:
+        print(f"  with an access token on every request; access log: {logged:,} lines")
     wrong = report.main.server_errors + sum(report.main.errors.values())
     print(f"  verdict: {'ok' if not wrong and report.growth <= 0.10 and not leaked else 'FAILED'} "
           f"(no 5xx, no connection errors, memory growth <= 10%, no traceback in the server log)")

@@ -9,6 +9,9 @@ servers on loopback with one worker each, serving the same registered version, a
 - 100-text batches at concurrency 1: median seconds per batch;
 - server memory (RSS of the process tree) after the load.
 
+The project's server is measured twice: as it starts by default, and with an access token (every request
+sends it) and the access log written to a file, to show what checking and logging cost.
+
 Then the batch command on text files of growing size: documents per second and peak memory, which should
 stay flat as the input grows (the command streams). The load generator is Python threads with keep-alive
 connections on the same 2 cores, so absolute figures include its cost; compare the ratios.
@@ -60,8 +63,8 @@ class Server:
     """A server subprocess with the request body it expects for a list of texts."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, path: str,
-                 body: Callable[[list[str]], bytes], health: str) -> None:
-        self.name, self.port, self.path, self.body = name, port, path, body
+                 body: Callable[[list[str]], bytes], health: str, headers: dict[str, str] | None = None) -> None:
+        self.name, self.port, self.path, self.body, self.headers = name, port, path, body, headers
         start = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
@@ -91,17 +94,22 @@ def load(server: Server, texts: list[str], batch: int, clients: int, requests: i
     def body(n: int) -> bytes:
         return server.body([texts[(n * batch + i) % len(texts)] for i in range(batch)])
 
-    result = run_load(server.port, server.path, body, clients, requests, seconds)
+    result = run_load(server.port, server.path, body, clients, requests, seconds, headers=server.headers)
     if set(result.statuses) != {200} or result.errors:
         sys.exit(f"{server.name}: answers {dict(result.statuses)}, connection errors {dict(result.errors)}")
     return result
 
 
-def bench_servers(env: dict[str, str], texts: list[str], args: argparse.Namespace) -> None:
-    ours_port, mlflow_port = free_port(), free_port()
+def bench_servers(env: dict[str, str], texts: list[str], args: argparse.Namespace, home: Path) -> None:
+    ours_port, secured_port, mlflow_port = free_port(), free_port(), free_port()
+    token = "bench-" + os.urandom(16).hex()
     servers = [
         Server("policy-topics serve", [*CLI, "serve", "--model", MODEL, "--port", str(ours_port)], env, ours_port,
                "/predict", lambda t: json.dumps({"texts": t}).encode(), "/health"),
+        Server("  + token, access log", [*CLI, "serve", "--model", MODEL, "--port", str(secured_port),
+                                         "--access-log", str(home / "access.log")],
+               {**env, "POLICY_TOPICS_SERVE_TOKENS": token}, secured_port, "/predict",
+               lambda t: json.dumps({"texts": t}).encode(), "/health", {"Authorization": f"Bearer {token}"}),
         Server("mlflow models serve", [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", MODEL,
                                        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)],
                env, mlflow_port, "/invocations",
@@ -125,9 +133,12 @@ def bench_servers(env: dict[str, str], texts: list[str], args: argparse.Namespac
     for name, *figures in rows:
         print(f"{name:<22} {figures[0]:7.1f} {figures[1]:7.2f} {figures[2]:7.2f} {figures[3]:8.0f} {figures[4]:9.1f}"
               f" {figures[5]:12.1f} {figures[6]:8.0f}")
-    ours, theirs = rows
-    print(f"ratios (ours vs mlflow): p50 latency {theirs[2] / ours[2]:.1f}x lower, throughput at 8 clients "
-          f"{ours[4] / theirs[4]:.1f}x, 100-text batch {theirs[6] / ours[6]:.1f}x faster")
+    ours, secured, theirs = rows
+    for label, row in (("ours", ours), ("ours with token and access log", secured)):
+        print(f"ratios ({label} vs mlflow): p50 latency {theirs[2] / row[2]:.1f}x lower, throughput at 8 clients "
+              f"{row[4] / theirs[4]:.1f}x, 100-text batch {theirs[6] / row[6]:.1f}x faster")
+    print(f"token check and access log: p50 {1e3 * (secured[2] - ours[2]):+.0f} us, throughput at 8 clients "
+          f"{secured[4] / ours[4] - 1:+.1%}")
 
 
 def bench_batch_command(env: dict[str, str], texts: list[str], sizes: list[int], workdir: Path) -> None:
@@ -171,7 +182,7 @@ def main() -> None:
         texts = sentences()
         print(f"model: {args.data}, registered as bench-serve v1; {len(texts)} distinct test sentences; "
               f"{os.cpu_count()} CPUs")
-        bench_servers(env, texts, args)
+        bench_servers(env, texts, args, home)
         bench_batch_command(env, texts, [int(s) for s in args.sizes.split(",")], home)
 
 

@@ -40,9 +40,11 @@ class LoadResult:
 
 
 def run_load(port: int, path: str, body_for: Callable[[int], bytes], clients: int, requests: int | None = None,
-             seconds: float | None = None, timeout: float = 60) -> LoadResult:
-    """``clients`` threads POST ``body_for(n)`` for request number n, until ``requests`` or ``seconds``."""
+             seconds: float | None = None, timeout: float = 60, headers: dict[str, str] | None = None) -> LoadResult:
+    """``clients`` threads POST ``body_for(n)`` for request number n, until ``requests`` or ``seconds``;
+    ``headers`` are sent with each request besides the JSON content type (e.g. an access token)."""
     result = LoadResult()
+    sent = {"Content-Type": "application/json", **(headers or {})}
     lock = threading.Lock()
     counter = iter(range(10**12))
     deadline = time.perf_counter() + seconds if seconds else None
@@ -59,7 +61,7 @@ def run_load(port: int, path: str, body_for: Callable[[int], bytes], clients: in
                 break
             start = time.perf_counter()
             try:
-                conn.request("POST", path, body_for(n), {"Content-Type": "application/json"})
+                conn.request("POST", path, body_for(n), sent)
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException) as exc:

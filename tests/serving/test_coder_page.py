@@ -127,7 +127,7 @@ def test_a_coder_uploads_seed_documents_and_sees_topics_words_and_mix_uncertain_
     pakistan = next(c for c in shown if "seeds.csv:3" in c.text)
     mix = truth["seeds.csv:3"]["topic_mix"]
     assert pakistan.find_element(By.CSS_SELECTOR, ".mix").text.endswith(" · ".join(
-        f"{'uncertain' if m['topic'] is None else m['topic']} {100 * m['share']:.0f}%" for m in mix))
+        f"{m['topic']} {100 * m['share']:.0f}% (coded {100 * m['coded_share']:.0f}%)" for m in mix))
     assert len({m["topic"] for m in mix}) > 1  # the article covers more than one topic
     browser.execute_script("document.getElementById('results-title').scrollIntoView()")
     keep_screenshot(browser, tmp_path, "coder-page-seeds.png")

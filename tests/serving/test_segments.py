@@ -25,14 +25,15 @@ def test_a_text_without_blank_lines_is_cut_at_its_line_breaks():
     assert paragraph_spans("") == [] and paragraph_spans(" \n\n ") == []
 
 
-def test_the_mix_is_the_share_of_characters_by_topic_with_the_uncertain_together():
-    paragraphs = [{"start": 0, "end": 30, "topic": "Defense", "code": 16},
-                  {"start": 32, "end": 42, "topic": None, "code": None},
-                  {"start": 44, "end": 114, "topic": "Foreign Trade", "code": 18},
-                  {"start": 116, "end": 126, "topic": None, "code": None}]
-    mix = topic_mix(paragraphs)
-    assert [(m["topic"], m["share"]) for m in mix] == [("Foreign Trade", 0.5833), ("Defense", 0.25), (None, 0.1667)]
-    assert mix[-1]["status"] == "uncertain" and sum(m["chars"] for m in mix) == 120
+def test_the_mix_is_the_share_of_characters_by_most_likely_topic_and_the_part_coded():
+    def paragraph(start: int, end: int, topic: str, code: int, status: str) -> dict:
+        return {"start": start, "end": end, "status": status, "top_topics": [{"topic": topic, "code": code}]}
+
+    mix = topic_mix([paragraph(0, 30, "Defense", 16, "coded"), paragraph(32, 42, "Foreign Trade", 18, "uncertain"),
+                     paragraph(44, 114, "Foreign Trade", 18, "coded"), paragraph(116, 136, "Defense", 16, "uncertain")])
+    assert [(m["topic"], m["share"], m["coded_share"]) for m in mix] == [("Foreign Trade", 0.6154, 0.5385),
+                                                                          ("Defense", 0.3846, 0.2308)]
+    assert sum(m["chars"] for m in mix) == 130 and topic_mix([]) == []
 
 
 @pytest.mark.e2e
@@ -47,9 +48,11 @@ def test_predict_segment_paragraphs_gives_the_seed_article_its_paragraph_topics_
     assert text[row["paragraphs"][0]["start"]:row["paragraphs"][0]["end"]].startswith("Pakistan's Foreign Minister")
     for paragraph in row["paragraphs"]:
         assert paragraph["status"] in ("coded", "uncertain") and paragraph["top_topics"]
-    coded = {p["topic"] for p in row["paragraphs"] if p["status"] == "coded"}
-    assert {m["topic"] for m in row["topic_mix"] if m["topic"]} == coded
+    assert {m["topic"] for m in row["topic_mix"]} == {p["top_topics"][0]["topic"] for p in row["paragraphs"]}
     assert abs(sum(m["share"] for m in row["topic_mix"]) - 1) < 1e-3
+    coded = sum(p["end"] - p["start"] for p in row["paragraphs"] if p["status"] == "coded")
+    total = sum(m["chars"] for m in row["topic_mix"])
+    assert abs(sum(m["coded_share"] for m in row["topic_mix"]) - coded / total) < 1e-3
     assert row["status"] in ("coded", "uncertain") and "topic" in row  # the document's own topic stays
     csv_out = tmp_path / "coded.csv"
     again = run_cli(["predict", "--input", str(SEED), "--segment", "paragraphs", "--output", str(csv_out)],

@@ -6,9 +6,10 @@ its line breaks) is coded on its own, and the document's record gains:
 
 - ``paragraphs``: one record per paragraph, with its ``start`` and ``end`` character offsets in the
   document's text (as given, before cleaning) beside the usual prediction fields;
-- ``topic_mix``: the share of the document's paragraph text (in characters) coded with each topic,
-  largest first; paragraphs the model is unsure of count as one entry with ``topic`` null and
-  ``status`` ``uncertain``, so the shares add up to 1.
+- ``topic_mix``: for each topic that is some paragraph's most likely one, the ``share`` of the
+  document's paragraph text (in characters; ``chars``) whose most likely topic it is, largest first,
+  and ``coded_share``: the part of it in paragraphs coded at the threshold (the rest is text the model
+  is unsure of, for a human coder to check). The shares add up to 1.
 
 The document's own ``topic`` (the whole text coded at once) stays as it is.
 """
@@ -42,17 +43,17 @@ def paragraph_spans(text: str) -> list[tuple[int, int]]:
 
 
 def topic_mix(paragraphs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Share of the paragraphs' characters by coded topic (uncertain ones together), largest first."""
-    sizes: dict[tuple[Any, Any], int] = defaultdict(int)
+    """Share of the paragraphs' characters by most likely topic, and the part of it coded; largest first."""
+    sizes: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for paragraph in paragraphs:
-        sizes[(paragraph["topic"], paragraph["code"])] += paragraph["end"] - paragraph["start"]
-    total = sum(sizes.values()) or 1
-    mix = [{"topic": topic, "code": code, "share": round(size / total, 4), "chars": size}
-           for (topic, code), size in sizes.items()]
-    for entry in mix:
-        if entry["topic"] is None:
-            entry["status"] = "uncertain"
-    return sorted(mix, key=lambda entry: (-entry["chars"], entry["topic"] is None, str(entry["topic"])))
+        best = paragraph["top_topics"][0]
+        size = sizes[(best["topic"], best["code"])]
+        size[0] += paragraph["end"] - paragraph["start"]
+        size[1] += paragraph["end"] - paragraph["start"] if paragraph["status"] == "coded" else 0
+    total = sum(chars for chars, _ in sizes.values()) or 1
+    mix = [{"topic": topic, "code": code, "share": round(chars / total, 4), "coded_share": round(coded / total, 4),
+            "chars": chars} for (topic, code), (chars, coded) in sizes.items()]
+    return sorted(mix, key=lambda entry: (-entry["chars"], entry["code"]))
 
 
 def add_paragraphs(predictor: Any, texts: Sequence[str], records: list[dict[str, Any]], top_k: int, explain: int,

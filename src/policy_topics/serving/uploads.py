@@ -15,8 +15,8 @@ from policy_topics.serving.documents import Document, Reading, delimited
 from policy_topics.serving.protocol import Limits
 
 UPLOAD_KINDS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
-_SIGNATURES = {b"PK\x03\x04": "a zip archive (an .xlsx or .docx file is one)", b"%PDF": "a PDF",
-               b"\xd0\xcf\x11\xe0": "an old Office file (.xls, .doc)"}
+_SIGNATURES = {b"PK\x03\x04": "a zip archive, as .xlsx and .docx files are", b"%PDF": "a PDF",
+               b"\xd0\xcf\x11\xe0": "an old Office file, .xls or .doc"}
 
 
 def _kind(name: str, data: bytes) -> str:

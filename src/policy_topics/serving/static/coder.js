@@ -91,7 +91,7 @@ function alternatives(record) {
 }
 
 function mixLine(mix) {
-  const parts = mix.map((m) => `${m.topic === null ? "uncertain" : m.topic} ${(100 * m.share).toFixed(0)}%`);
+  const parts = mix.map((m) => `${m.topic} ${(100 * m.share).toFixed(0)}% (coded ${(100 * m.coded_share).toFixed(0)}%)`);
   return element("p", { class: "mix" }, `Topic mix of the paragraphs (share of the text): ${parts.join(" · ")}`);
 }
 
