@@ -40,7 +40,8 @@ def test_each_country_prepares_from_the_mirror_with_its_own_splits_as_published(
             assert prepared.splits[split]["text"].tolist() == raw["text"].tolist()
             assert prepared.splits[split]["label"].tolist() == raw["label"].tolist()  # 1.0 read as 1 (ES, BR)
         train = raw_split(laws_mirror, country, "train")
-        assert len(prepared.splits["train"]) == len(train.drop_duplicates()) - prepared.report["conflicting_rows"]
+        dropped = prepared.report["conflicting_rows"] + sum(prepared.report["rare_topics_dropped"].values())
+        assert len(prepared.splits["train"]) == len(train.drop_duplicates()) - dropped
         assert all(taxonomy.is_known(int(code)) for code in prepared.splits["train"]["label"].unique())
     assert prepared.report["split"] == "predefined" and prepared.source.startswith("https://raw.githubusercontent.com/")
 

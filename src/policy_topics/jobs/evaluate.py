@@ -133,7 +133,13 @@ def unseen_table(ev: SplitEvaluation, known: set[int]) -> pd.DataFrame:
 
 
 def run_evaluation(cfg: DictConfig) -> EvaluationResult:
-    """Run the whole job for a composed ``conf/evaluate.yaml``."""
+    """Run the whole job for a composed ``conf/evaluate.yaml``, naming topic codes as the dataset's codebook
+    does (``data.extra_topics``) while it runs."""
+    with taxonomy.named(cfg.data.get("extra_topics")):
+        return _run_evaluation(cfg)
+
+
+def _run_evaluation(cfg: DictConfig) -> EvaluationResult:
     from policy_topics.data.prep import prepare_dataset
     from policy_topics.evaluation.metrics import score
     from policy_topics.jobs.stages import Stages
@@ -144,7 +150,6 @@ def run_evaluation(cfg: DictConfig) -> EvaluationResult:
     stages = Stages()
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     options = EvaluationOptions.from_config(container["evaluation"])
-    taxonomy.use_dataset_topics(container["data"].get("extra_topics"))  # a national codebook's own names
     for key, on in (("cv_folds", options.cv_folds), ("compare_calibration", options.compare_calibration),
                     ("learning_curve.enabled", options.learning_curve)):
         if on:

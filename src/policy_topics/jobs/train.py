@@ -41,14 +41,19 @@ class TrainingResult:
 
 
 def run_training(cfg: DictConfig) -> TrainingResult:
-    """Run the whole job for a composed ``conf/train.yaml``."""
+    """Run the whole job for a composed ``conf/train.yaml``, naming topic codes as the dataset's codebook does
+    (``data.extra_topics``) while it runs."""
+    with taxonomy.named(cfg.data.get("extra_topics")):
+        return _run_training(cfg)
+
+
+def _run_training(cfg: DictConfig) -> TrainingResult:
     from policy_topics.data.prep import prepare_dataset
     from policy_topics.jobs.analysis import EvaluationOptions
     from policy_topics.tracking.store import check_reachable, tracking_target
 
     stages = Stages()
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
-    taxonomy.use_dataset_topics(container["data"].get("extra_topics"))  # a national codebook's own names
     target = tracking_target(container["tracking"])
     check_reachable(target)
     options = EvaluationOptions.from_config(container["evaluation"])
