@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import call_cli, store_client
 
+from policy_topics import taxonomy
+
 pytestmark = pytest.mark.e2e
 
 COUNTRIES = {"uk": "en", "dk": "da", "fr": "fr", "es": "es", "hu": "hu", "br": "pt"}
@@ -52,6 +54,7 @@ def test_the_french_laws_train_in_full_above_the_floor_with_their_own_topic_name
     per_topic = Path(client.download_artifacts(run.info.run_id, "per_topic_test.csv", str(tmp_path)))
     names = dict(line.split(",")[:2] for line in per_topic.read_text().splitlines()[1:])
     assert names["27"] == "Natural and Weather Disasters" and names["29"] == "Sports" and names["99"] == "Other"
+    assert taxonomy.topic_name(27) == "Fires"  # the dataset's names ended with its job
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
     predictor = mlflow.pyfunc.load_model(run.data.tags["model_uri"]).unwrap_python_model().predictor
     topics = {t["code"]: t["topic"] for t in predictor.topics}
