@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from policy_topics.errors import ConfigError
 from policy_topics.features.build import build_features
+from policy_topics.models.weighting import balanced_weights, topic_balance
 
 
 def build_estimator(model: Mapping[str, Any]) -> BaseEstimator:
@@ -57,7 +58,9 @@ def with_probabilities(estimator: BaseEstimator, calibration: Mapping[str, Any],
 def build_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], smallest_topic: int,
                    calibrate: bool | None = None) -> Pipeline:
     """The full text -> topic pipeline (with class probabilities unless ``calibrate`` is False)."""
-    estimator = with_probabilities(build_estimator(model), model.get("calibration", {}), smallest_topic, calibrate)
+    estimator = build_estimator(model)
+    topic_balance(model, estimator)  # (checked here, before any run opens; applied by fit_pipeline)
+    estimator = with_probabilities(estimator, model.get("calibration", {}), smallest_topic, calibrate)
     return Pipeline([("features", build_features(features)), ("classifier", estimator)])
 
 
@@ -83,12 +86,17 @@ def check_parameters(pipeline: Pipeline) -> None:
 def fit_pipeline(features: Mapping[str, Any], model: Mapping[str, Any], frame: pd.DataFrame,
                  calibrate: bool | None = None, pool: pd.DataFrame | None = None) -> Pipeline:
     """Build and fit the pipeline on a frame with ``text`` and ``label`` columns, plus the ``pool`` rows
-    (text, label, weight; see :mod:`policy_topics.data.pooling`) with their sample weights."""
-    params = {}
+    (text, label, weight; see :mod:`policy_topics.data.pooling`) with their sample weights, times the
+    weights of ``model.topic_balance`` (:mod:`policy_topics.models.weighting`)."""
+    weights = None
     if pool is not None:
         frame = pd.concat([frame[["text", "label"]].assign(weight=1.0), pool], ignore_index=True)
-        params["classifier__sample_weight"] = frame["weight"].to_numpy()
+        weights = frame["weight"].to_numpy()
     pipeline = build_pipeline(features, model, int(frame["label"].value_counts().min()), calibrate)
+    power = topic_balance(model)
+    if power:
+        weights = balanced_weights(frame["label"].to_numpy(), power, weights)
+    params = {} if weights is None else {"classifier__sample_weight": weights}
     try:
         return pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), **params)
     except ValueError as exc:
