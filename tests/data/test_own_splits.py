@@ -145,7 +145,8 @@ def test_a_missing_label_file_is_a_one_line_error_naming_it(tmp_path):
     (folder / "y_test.csv").unlink()
     with pytest.raises(DataSourceError) as err:
         prepare_dataset(data_cfg(folder), PREP, paths_cfg(tmp_path))
-    assert "y_test.csv" in str(err.value) and "data.path" in str(err.value) and "\n" not in str(err.value)
+    message = str(err.value)
+    assert "y_test.csv" in message and "set data.splits.test.label to an existing" in message and "\n" not in message
 
 
 def test_a_label_file_without_its_column_names_the_setting(tmp_path):

@@ -52,16 +52,16 @@ def _checked(path: Path, expected: str | None, where: str, fix: str) -> str:
 
 def resolve_file(
     path: str, url: str | None, sha256: str | None, raw_dir: str | Path, mirror: str | None,
-    folder: str | None = None,
+    folder: str | None = None, key: str = "data.path",
 ) -> ResolvedFile:
     """Locate a dataset file; registered datasets (with ``url``) go cache -> mirror -> download, each under
     the dataset's ``folder`` (relative; a copy straight in the cache or mirror root counts when its checksum
-    matches: caches and mirrors from before datasets had folders)."""
+    matches: caches and mirrors from before datasets had folders). ``key`` names the setting in messages."""
     if url is None:
         local = Path(path).expanduser()
         if not local.is_file():
             raise DataSourceError(
-                f"data file not found: {local.resolve()}; set data.path to an existing "
+                f"data file not found: {local.resolve()}; set {key} to an existing "
                 "CSV/TSV/JSONL/Parquet file (relative paths start at the current directory)"
             )
         digest = _checked(local, sha256, "local file", "fix data.sha256 or use the intended file")

@@ -72,7 +72,7 @@ def resolve_split_files(data: Mapping[str, Any], paths: Mapping[str, Any]) -> di
             sha = checksums.get(Path(name).name)
             url = f"{str(base).rstrip('/')}/{Path(name).name}" if base else None
             resolved[key][role] = resolve_file(name, url, sha, paths["raw_dir"], paths.get("data_mirror"),
-                                               data.get("mirror_dir"))
+                                               data.get("mirror_dir"), f"data.splits.{key}.{role}")
     return resolved
 
 
