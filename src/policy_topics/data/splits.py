@@ -125,6 +125,8 @@ def duplicates_line(name: str, found: Mapping[str, Mapping[str, int]]) -> str:
     """``DK: 461 test rows (367 distinct texts) also occur in train...``: the note prep prints."""
     test, val = found["test_in_train"], found["validation_in_train"]
     both = found["test_in_train_or_validation"]
+    if not (both["rows"] or val["rows"]):
+        return f"{name}: no test or validation text also occurs in train (test_unseen_* equals test_*)"
     return (f"{name}: {test['rows']:,} test rows ({test['texts']:,} distinct texts) also occur in train, "
             f"{both['rows']:,} in train or validation; {val['rows']:,} validation rows in train. Test figures are "
             "given on all rows (as published) and on the unseen rows (test_unseen_*)")
