@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
-	bench bench-serve bench-load bench-peers bench-scale clean
+	bench bench-serve bench-load bench-peers bench-scale bench-laws clean
 
 ## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
 install: $(VENV)/.installed-core
@@ -87,6 +87,11 @@ bench-load: install
 PEER_PRESETS ?= uscongress_best,uscongress_tfidf,nytimes_tfidf,uscongress_tfidf_minilm,nytimes_tfidf_minilm
 bench-peers: install-bench
 	$(BIN)/python experiments/bench_peers.py --presets $(PEER_PRESETS) $(ARGS)
+
+## The CAP law datasets of six countries on their fixed test splits: the cap_laws preset and the plain TF-IDF bar
+## against the published models and zero-shot LLMs (needs the data mirror); writes outputs/cap_laws/cap_laws.{json,md}.
+bench-laws: install
+	$(BIN)/python experiments/cap_laws_benchmark.py $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
 ## peak memory). Long: the 1M in-memory runs peak at ~7 GB. Installs the `bench` extra (fastText).
