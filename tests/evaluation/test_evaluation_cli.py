@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TrainedStore, call_cli
+from conftest import TrainedStore, call_cli, home_with_store
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,9 @@ def one_line_error(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def cv_run(tmp_path_factory, mirror):
+def cv_run(tmp_path_factory, mirror, built_store):
     """5-fold CV on uscongress (word n-grams to keep it quick), with the calibration comparison."""
-    home = tmp_path_factory.mktemp("cv-home")
+    home = home_with_store(tmp_path_factory.mktemp("cv-home"), built_store)
     result = call_cli(["train", "data=uscongress", "evaluation.cv_folds=5", "features=word",
                       "evaluation.compare_calibration=true"], home, mirror)
     assert result.returncode == 0, result.stderr
@@ -219,12 +219,12 @@ def test_learning_curve_reuses_the_full_fit_and_plots_mean_and_spread(home):
     assert "learning curve: " in result.stdout
 
 
-def test_more_folds_than_the_smallest_topic_is_one_line_and_opens_no_store(home):
+def test_more_folds_than_the_smallest_topic_is_one_line_and_opens_no_store(empty_home):
     # the other bad evaluation settings are checked in test_evaluation_metrics.py, before any work
-    line = one_line_error(call_cli(["train", "evaluation.cv_folds=50"], home))
+    line = one_line_error(call_cli(["train", "evaluation.cv_folds=50"], empty_home))
     assert "evaluation.cv_folds=50 is more than the smallest topic has documents" in line
     assert "lower evaluation.cv_folds to at most" in line
-    assert not (home / "mlruns").exists()
+    assert not (empty_home / "mlruns").exists()
 
 
 @pytest.mark.parametrize(("args", "phrase"), [

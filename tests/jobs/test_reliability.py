@@ -82,13 +82,13 @@ def test_rerun_repeats_a_logged_run_and_reports_that_the_metrics_match(demo_stor
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: no run {'0' * 32}")
 
 
-def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_land(home):
-    processes = [train_process(home, f"seed={seed}") for seed in range(4)]
-    processes.append(train_process(home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_land(empty_home):
+    processes = [train_process(empty_home, f"seed={seed}") for seed in range(4)]
+    processes.append(train_process(empty_home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                    "seed=10,11"))
     outcomes = [(p.wait(timeout=900), *p.communicate()) for p in processes]
     assert [code for code, _, _ in outcomes] == [0] * 5, [err.splitlines()[-3:] for _, _, err in outcomes]
-    runs = demo_runs(home)
+    runs = demo_runs(empty_home)
     assert {r.info.status for r in runs} == {"FINISHED"}
     # Every run a process reported is in the store, and nothing else: four runs, the sweep's parent and
     # its two trials (whose own output may stay in their worker's buffer, so they are found by parent).
@@ -98,12 +98,13 @@ def test_four_trainings_and_a_joblib_sweep_at_once_on_a_new_sqlite_store_all_lan
     assert len(trainings) == 4 and len(trials) == 2
     assert {r.info.run_id for r in runs} == trainings | {parent} | trials, [(r.info.run_id, r.info.run_name)
                                                                            for r in runs]
-    assert len(versions(home)) == 6
+    assert len(versions(empty_home)) == 6
 
 
 def interrupt_mid_run(home: Path, sig: signal.Signals) -> tuple[int, str]:
-    """Start training and send ``sig`` once the MLflow run is open (fitting has not finished)."""
-    proc = train_process(home)
+    """Start training and send ``sig`` once the MLflow run is open. Five-fold cross-validation keeps the run
+    busy for seconds after that line, so a loaded machine's slow reader still interrupts it mid-run."""
+    proc = train_process(home, "evaluation.cv_folds=5")
     for line in proc.stdout:
         if "start MLflow run" in line:
             proc.send_signal(sig)

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, files_under, run_cli, store_client
+from conftest import REPO, call_cli, files_under, home_with_store, run_cli, store_client
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,8 @@ def run_count(home: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def uscongress_run(tmp_path_factory, mirror):
-    home = tmp_path_factory.mktemp("uscongress-home")
+def uscongress_run(tmp_path_factory, mirror, built_store):
+    home = home_with_store(tmp_path_factory.mktemp("uscongress-home"), built_store)
     result = run_cli(["train", "data=uscongress"], home, mirror)
     assert result.returncode == 0, result.stderr
     runs = mlflow_runs(home, "uscongress")
@@ -104,10 +104,10 @@ def test_logged_model_loads_and_answers_with_topic_names(uscongress_run):
     assert model.metadata.signature.inputs.input_names() == ["text"]
 
 
-def test_default_command_trains_the_demo_corpus_offline(home):
-    result = run_cli(["train"], home)  # no data mirror, no network
+def test_default_command_trains_the_demo_corpus_offline(empty_home):
+    result = run_cli(["train"], empty_home)  # no data mirror, no network
     assert result.returncode == 0, result.stderr
-    runs = mlflow_runs(home, "demo")
+    runs = mlflow_runs(empty_home, "demo")
     assert len(runs) == 1 and runs[0].data.metrics["test_macro_f1"] > 0.5
     assert "data=demo" in result.stdout
     run = runs[0]

@@ -183,11 +183,11 @@ def test_train_out_of_core_logs_a_model_that_loads_and_predicts(home):
 
 
 @pytest.mark.e2e
-def test_train_out_of_core_bad_settings_fail_before_any_run(home):
+def test_train_out_of_core_bad_settings_fail_before_any_run(empty_home):
     # (the other settings errors go through the same check_config; unit-tested above)
-    result = call_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], home)
+    result = call_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], empty_home)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: model.stream.batch_size=0 must be at least 1, e.g. model.stream.batch_size=20000"], \
         result.stderr
-    assert not (home / "mlruns").exists()
+    assert not (empty_home / "mlruns").exists()

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, run_cli
+from conftest import REPO, call_cli, home_with_store, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +49,9 @@ def preset_name():
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory, preset_name):
+def swept(tmp_path_factory, preset_name, built_store):
     """One home, the same seeded sweep run twice (the first also writes a preset)."""
-    home = tmp_path_factory.mktemp("sweep-home")
+    home = home_with_store(tmp_path_factory.mktemp("sweep-home"), built_store)
     first = run_cli([*SWEEP, f"hparams_search.write_preset={preset_name}"], home)
     assert first.returncode == 0, first.stderr
     second = run_cli(SWEEP, home)
@@ -208,9 +208,9 @@ def test_leaderboard_bad_input_gets_one_line_naming_what_exists(swept, args, phr
     (["train", "-m", "hparams_search=optuna", "hparams_search.write_preset=../x"],
      "hparams_search.write_preset must be a file name"),
 ])
-def test_a_search_that_cannot_run_as_asked_is_refused_before_any_run(home, args, phrase):
-    assert phrase in one_error_line(call_cli(args, home))
-    assert not (home / "mlruns").exists() and not (home / "outputs").exists()
+def test_a_search_that_cannot_run_as_asked_is_refused_before_any_run(empty_home, args, phrase):
+    assert phrase in one_error_line(call_cli(args, empty_home))
+    assert not (empty_home / "mlruns").exists() and not (empty_home / "outputs").exists()
 
 
 def test_a_two_trial_sweep_runs_on_a_local_ray_instance_into_the_same_store(home):

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import call_cli, request, running_server
+from conftest import call_cli, home_with_store, request, running_server
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def bills(tmp_path_factory, mirror: Path) -> Path:
-    home = tmp_path_factory.mktemp("bills")
+def bills(tmp_path_factory, mirror: Path, built_store: Path) -> Path:
+    home = home_with_store(tmp_path_factory.mktemp("bills"), built_store)
     result = call_cli(["train", "data=uscongress", "tracking.register_as=bills"], home, mirror)
     assert result.returncode == 0, result.stderr
     assert call_cli(["promote", "bills", "1"], home).returncode == 0

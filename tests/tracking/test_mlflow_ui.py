@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, cli_env, free_port, run_cli, stop_group, wait_for_health
+from conftest import REPO, cli_env, free_port, home_with_store, run_cli, stop_group, wait_for_health
 
 from policy_topics.search.trials import PARENT_TAG, ROLE_TAG
 from policy_topics.tracking.store import RUNS_VIEW_NAME
@@ -51,10 +51,10 @@ def printed_ui(stdout: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sweep_store(tmp_path_factory) -> UiStore:
+def sweep_store(tmp_path_factory, built_store) -> UiStore:
     import mlflow
 
-    home = tmp_path_factory.mktemp("ui-home")
+    home = home_with_store(tmp_path_factory.mktemp("ui-home"), built_store)
     result = run_cli(["train", "--multirun", "model=linearsvc,ridge"], home)
     assert result.returncode == 0, result.stderr
     single = run_cli(["train", "tracking.experiment=first-hour"], home)

@@ -65,12 +65,12 @@ def assert_failed_fast_leaving_nothing(home, elapsed: float, lines: list[str], c
     assert files_under(home) == []  # no processed splits, no local store, no outputs
 
 
-def test_a_server_answering_503_fails_at_once(home, unavailable_server):
-    elapsed, lines, code = train_against(unavailable_server, home)
-    assert_failed_fast_leaving_nothing(home, elapsed, lines, code, "answered 503 Service Unavailable; check the")
+def test_a_server_answering_503_fails_at_once(empty_home, unavailable_server):
+    elapsed, lines, code = train_against(unavailable_server, empty_home)
+    assert_failed_fast_leaving_nothing(empty_home, elapsed, lines, code, "answered 503 Service Unavailable; check the")
 
 
-def test_a_hung_server_fails_after_the_five_second_timeout(home, silent_server):
-    elapsed, lines, code = train_against(silent_server, home)
-    assert_failed_fast_leaving_nothing(home, elapsed, lines, code, "is not reachable (timed out)")
+def test_a_hung_server_fails_after_the_five_second_timeout(empty_home, silent_server):
+    elapsed, lines, code = train_against(silent_server, empty_home)
+    assert_failed_fast_leaving_nothing(empty_home, elapsed, lines, code, "is not reachable (timed out)")
     assert elapsed >= 5
