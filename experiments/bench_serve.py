@@ -149,12 +149,15 @@ def bench_batch_command(env: dict[str, str], texts: list[str], sizes: list[int],
             for n in range(size):
                 handle.write(texts[n % len(texts)] + "\n")
         start = time.perf_counter()
-        proc = subprocess.Popen([*CLI, "predict", "--input", str(source), "--output", str(target),
+        proc = subprocess.Popen([*CLI, "predict", "--input", str(source), "--lines", "--output", str(target),
                                  "--no-progress"], env=env, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"predict failed: {proc.stderr.read().decode()[-2000:]}")
+        with target.open("rb") as written:
+            if sum(1 for _ in written) != size:
+                sys.exit(f"predict wrote {target} without one line per document")
         print(f"{'':<34} {size:<8} {wall:7.1f} {size / wall:7.0f} {usage.ru_maxrss / 1024:13.0f}")
         source.unlink()
         target.unlink()
