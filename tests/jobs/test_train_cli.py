@@ -181,12 +181,14 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "no mirror offline": (["data=uscongress", "data.url=http://127.0.0.1:9/USCongress.csv.gz"],
                               "POLICY_TOPICS_DATA_MIRROR"),
         "tracking down": (["tracking.uri=http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is not reachable"),
+        "shared base config": (["data=cap_laws"], "data.country is required here and has no value; add "
+                                                  "data.country=... to the command, or pick a config that sets it"),
     }
 
 
 CASES = ["empty file", "header only", "subtopic codes refused", "misspelled topic",
          "missing file", "missing column", "bad encoding", "nothing left", "rare topic", "unknown label",
-         "unknown key", "unknown option", "no mirror offline", "tracking down"]
+         "unknown key", "unknown option", "no mirror offline", "tracking down", "shared base config"]
 
 
 @pytest.mark.parametrize("case", CASES)

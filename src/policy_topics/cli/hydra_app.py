@@ -5,6 +5,7 @@ trace; each job's typed errors become the CLI's one-line messages.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -122,9 +123,11 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any], prog: str, args:
         except Exception as exc:
             from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-            if isinstance(exc, MissingMandatoryValue):
-                key = getattr(exc, "full_key", "?")
-                fail(f"{key} is required here and has no value; add {key}=... to the command")
+            missing = re.search(r"Missing mandatory value: ([\w.]+)", str(exc))
+            if isinstance(exc, MissingMandatoryValue) or missing:
+                key = getattr(exc, "full_key", "?") if isinstance(exc, MissingMandatoryValue) else missing.group(1)
+                fail(f"{key} is required here and has no value; add {key}=... to the command, or pick a "
+                     f"config that sets it (policy-topics train --help lists them)")
             if isinstance(exc, OmegaConfBaseException):
                 fail(f"config: {str(exc).splitlines()[0]}")
             unexpected(exc)
