@@ -16,7 +16,7 @@ seconds, and weighted F1 on the test rows whose text is not among the training r
 ``--pooling``: does pooling the UK acts with the uscongress bill titles help either one? Through the ``pool``
 mechanism (``+data@pool.<name>=...``), the pool weight is chosen on the main dataset's validation split only
 (fit on train + pool, from none, 0.1, 0.3, 1), then the chosen one is refit on train + validation and scored
-on the test split once.
+on the test split once; when a pool is chosen, the unpooled fit is scored on test beside it, as its reference.
 
 Writes ``cap_laws.json`` and ``cap_laws.md`` in ``--out`` (default ``outputs/cap_laws``, gitignored): aggregate
 figures only, no rows, no predictions.
@@ -183,13 +183,19 @@ def _pool_choice(main: str, pool_data: str, preset: tuple[str, ...], home: Path,
             chosen = (weight, cfg, rows)
     assert chosen is not None
     weight, cfg, rows = chosen
-    with taxonomy.named(cfg["data"].get("extra_topics")):
-        prepared = prepare_dataset(cfg["data"], cfg["prep"], cfg["paths"])
-        test = fit_and_score(cfg, final_training_rows(cfg, prepared.splits), prepared.splits["test"], None, rows)
+    tested = {"test": (cfg, rows)}
+    if weight:  # the unpooled fit too, as the reference the chosen pool is measured against (not a choice)
+        tested["test_without_pool"] = (compose(home, mirror, f"data={main}", *preset), None)
+    found: dict[str, Any] = {"main": main, "pool": pool_data, "validation_weighted_f1": validation,
+                             "chosen_weight": weight}
+    for key, (config, pooled) in tested.items():
+        with taxonomy.named(config["data"].get("extra_topics")):
+            prepared = prepare_dataset(config["data"], config["prep"], config["paths"])
+            found[key] = fit_and_score(config, final_training_rows(config, prepared.splits), prepared.splits["test"],
+                                       None, pooled)
     print(f"  pooling {main} + {pool_data}: validation {validation}, chosen {weight:g}, "
-          f"test weighted F1 {test['weighted_f1']:.3f}", flush=True)
-    return {"main": main, "pool": pool_data, "validation_weighted_f1": validation, "chosen_weight": weight,
-            "test": test}
+          f"test weighted F1 {found['test']['weighted_f1']:.3f}", flush=True)
+    return found
 
 
 def pooling(preset: tuple[str, ...], home: Path, mirror: Path) -> list[dict[str, Any]]:
@@ -202,6 +208,11 @@ def pooling(preset: tuple[str, ...], home: Path, mirror: Path) -> list[dict[str,
 def _cell(figures: dict[str, float] | None, key: str = "weighted_f1") -> str:
     value = (figures or {}).get(key)
     return "" if value is None or value != value else f"{value:.3f}"
+
+
+def _reference(study: dict[str, Any]) -> str:
+    ref = study.get("test_without_pool")
+    return f" (without the pool: {ref['weighted_f1']:.3f}, macro-F1 {ref['macro_f1']:.3f})" if ref else ""
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -227,7 +238,7 @@ def markdown(results: dict[str, Any]) -> str:
         val = ", ".join(f"{w}: {v:.3f}" for w, v in study["validation_weighted_f1"].items())
         lines += ["", f"Pooling {study['pool']} into {study['main']}: validation weighted F1 by pool weight ({val}); "
                   f"chosen {study['chosen_weight']:g}, test weighted F1 {study['test']['weighted_f1']:.3f}, "
-                  f"macro-F1 {study['test']['macro_f1']:.3f}."]
+                  f"macro-F1 {study['test']['macro_f1']:.3f}" + _reference(study) + "."]
     return "\n".join(lines) + "\n"
 
 
