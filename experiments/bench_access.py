@@ -5,7 +5,7 @@ the noise of a loopback load test.
 Run by hand (`python experiments/bench_access.py`). It trains the demo model into a temp home (or
 `--data uscongress` through the data mirror), then answers ``--requests`` single-text /predict requests
 with the plain app and with the app checking a token (three valid ones, from a file and the environment)
-and writing the access log to a file, in alternating rounds so that load on the machine hits both alike.
+and writing the access log to a file, in alternating rounds (ABBA) so that load on the machine hits both alike.
 It prints the median time per request of each and the difference.
 """
 
@@ -48,8 +48,9 @@ def rounds(apps: dict, requests: int, per_round: int) -> dict[str, list[float]]:
              "client": ("127.0.0.1", 50000)}
     figures: dict[str, list[float]] = {name: [] for name in apps}
     loop = asyncio.new_event_loop()
-    for _ in range(requests // per_round):
-        for name, app in apps.items():
+    for number in range(requests // per_round):
+        order = list(apps.items())
+        for name, app in order if number % 2 else order[::-1]:  # ABBA: neither goes first every time
             start = time.perf_counter()
             for _ in range(per_round):
                 assert loop.run_until_complete(answer(app, scope, body)) == 200
@@ -82,6 +83,7 @@ def main() -> None:
                 "token + access log": PredictionApp(loaded.predictor, loaded.metadata, Limits(), secured)}
         rounds(apps, 2_000, 500)  # warm-up
         figures = rounds(apps, args.requests, args.per_round)
+        secured.log.flush()
         lines = len((Path(tmp) / "log").read_bytes().splitlines())
     medians = {name: statistics.median(values) for name, values in figures.items()}
     print(f"model: {args.data}; {args.requests:,} single-text /predict requests per app, in rounds of "

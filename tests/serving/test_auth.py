@@ -79,3 +79,28 @@ def test_an_exposed_address_without_tokens_is_refused_unless_open_access(tmp_pat
     check_exposure("0.0.0.0", 8080, None, open_access=True)
     check_exposure("0.0.0.0", 8080, Tokens(None, "t"), open_access=False)
     check_exposure("127.0.0.1", 8080, None, open_access=False)
+
+
+def test_an_access_log_line_is_json_with_the_count_of_texts_and_the_texts_only_when_asked(tmp_path):
+    import asyncio
+    import json
+
+    from policy_topics.serving.auth import AccessLog
+
+    plain, full = AccessLog(str(tmp_path / "plain.log")), AccessLog(str(tmp_path / "full.log"), texts=True)
+    for log in (plain, full):
+        log.write("POST", '/predict"', 200, 2, 0.000412, ("127.0.0.1", 5000), ["Ein Gesetz \"über\" Schulen", "x"])
+        log.write("GET", "/metadata", 401, None, 0.0001, None)
+    [first, second] = [json.loads(line) for line in (tmp_path / "plain.log").read_text().splitlines()]
+    assert first["path"] == '/predict"' and first["texts"] == 2 and first["ms"] == 0.412 and "text" not in first
+    assert first["time"].endswith("Z") and first["client"] == "127.0.0.1"
+    assert second == {**second, "status": 401, "texts": None, "client": None}
+    assert json.loads((tmp_path / "full.log").read_text().splitlines()[0])["text"][0] == 'Ein Gesetz "über" Schulen'
+
+    async def serving() -> str:  # in the server's event loop, lines reach the file within FLUSH_S
+        log = AccessLog(str(tmp_path / "served.log"))
+        log.write("POST", "/predict", 200, 1, 0.0003, ("127.0.0.1", 1))
+        await asyncio.sleep(AccessLog.FLUSH_S + 0.3)
+        return (tmp_path / "served.log").read_text()
+
+    assert '"path": "/predict"' in asyncio.run(serving())

@@ -198,3 +198,19 @@ def test_a_pasted_text_is_coded_with_its_words_highlighted(server, browser, tmp_
     assert card.find_element(By.TAG_NAME, "h3").text == f"{expected['topic']} ({expected['code']})"
     assert "pasted.txt" in card.text and card.find_elements(By.CSS_SELECTOR, "mark.push")
     keep_screenshot(browser, tmp_path, "coder-page-pasted.png")
+
+
+def test_behind_an_access_token_the_page_works_with_the_browsers_login(demo_store, browser, tmp_path):
+    """The token as the password of the browser's login (here given in the address, as the prompt would
+    store it): the page, its script and its requests to the server all pass."""
+    from selenium.webdriver.common.by import By
+
+    with serving(demo_store.home, tmp_path, "--model", demo_store.registered,
+                 POLICY_TOPICS_SERVE_TOKENS="page-token-7") as secured:
+        assert call(secured.url + "/").status == 401
+        browser.get(secured.url.replace("http://", "http://coder:page-token-7@") + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "model").text.startswith("Model models:/"))
+        browser.find_element(By.ID, "text").send_keys("Emergency drought payments for wheat farmers")
+        browser.find_element(By.ID, "code").click()
+        [card] = wait_for(browser, lambda d: cards(d) or False)
+    assert "pasted.txt" in card.text and not browser.find_element(By.ID, "message").text

@@ -8,11 +8,13 @@ in constant time. The token file is looked at again at most once a second and re
 (rotation without a restart); a token file that has gone or holds no token refuses every request.
 
 The access log is one JSON line per request: time, method, path, status, number of texts, latency in
-milliseconds, and the client's address; the texts only when asked for.
+milliseconds, and the client's address; the texts only when asked for. Lines reach the file within
+``AccessLog.FLUSH_S`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -45,6 +47,7 @@ class Tokens:
         self.file = file
         self.from_env = [t.encode() for t in from_env.replace(",", " ").split()]
         self._from_file: list[bytes] = []
+        self._all = tuple(self.from_env)  # the file's tokens and the environment's, checked on every request
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
         if file is not None:
@@ -69,13 +72,14 @@ class Tokens:
             seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             if seen != self._seen:
                 self._from_file = _parse(self.file.read_text(encoding="utf-8"))
+                self._all = (*self._from_file, *self.from_env)
                 if self._seen is not None:
                     log.warning("token file %s changed: %d token(s) now", self.file, len(self._from_file))
                 self._seen = seen
         except (OSError, UnicodeDecodeError) as exc:  # fail closed: no token from a file that cannot be read
             if self._from_file or self._seen is not None:
                 log.warning("token file %s cannot be read (%s): its tokens are refused", self.file, exc)
-            self._from_file, self._seen = [], None
+            self._from_file, self._seen, self._all = [], None, tuple(self.from_env)
 
     def valid(self, given: bytes) -> bool:
         """Whether ``given`` is one of the tokens (every token compared, each in constant time)."""
@@ -83,7 +87,7 @@ class Tokens:
             self._checked = time.monotonic()
             self._reload()
         found = False
-        for token in (*self._from_file, *self.from_env):
+        for token in self._all:
             found |= hmac.compare_digest(given, token)
         return found and bool(given)
 
@@ -123,13 +127,23 @@ def check_exposure(host: str, port: int, tokens: Tokens | None, open_access: boo
 
 
 class AccessLog:
-    """One JSON line per request to a file (appended) or to standard error (``-``)."""
+    """One JSON line per request to a file (appended) or to standard error (``-``). Lines are buffered and
+    written at most ``FLUSH_S`` seconds after the request (one write for many lines under load), and when
+    the server stops."""
+
+    FLUSH_S = 0.2
 
     def __init__(self, target: str, texts: bool = False) -> None:
         self.texts = texts
         self._second, self._stamp = -1, ""
-        self.handle: IO[str] = sys.stderr if target == "-" else \
-            open(Path(target).expanduser(), "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (open for the server's life)
+        self._flush_due = False
+        self.handle: IO[str] = (
+            open(sys.stderr.fileno(), "w", encoding="utf-8", buffering=1 << 16, closefd=False) if target == "-"  # noqa: SIM115
+            else open(Path(target).expanduser(), "a", encoding="utf-8", buffering=1 << 16))  # noqa: SIM115 (for the server's life)
+
+    def flush(self) -> None:
+        self._flush_due = False
+        self.handle.flush()
 
     def write(self, method: str, path: str, status: int, n_texts: int | None, seconds: float,
               client: Any, texts: list[str] | None = None) -> None:
@@ -144,6 +158,12 @@ class AccessLog:
         if self.texts and texts is not None:
             line += f', "text": {json.dumps(texts, ensure_ascii=False)}'
         self.handle.write(line + "}\n")
+        if not self._flush_due:
+            self._flush_due = True
+            try:
+                asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+            except RuntimeError:  # outside an event loop: at once
+                self.flush()
 
 
 def env_tokens() -> str:

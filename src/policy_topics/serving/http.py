@@ -81,6 +81,8 @@ class PredictionApp:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if self.access_log is not None:
+                        self.access_log.flush()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
