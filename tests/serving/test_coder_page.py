@@ -201,14 +201,20 @@ def test_a_pasted_text_is_coded_with_its_words_highlighted(server, browser, tmp_
 
 
 def test_behind_an_access_token_the_page_works_with_the_browsers_login(demo_store, browser, tmp_path):
-    """The token as the password of the browser's login (here given in the address, as the prompt would
-    store it): the page, its script and its requests to the server all pass."""
+    """The token as the password of the browser's login: what the browser then sends with every request
+    (set here through the DevTools protocol, as a headless browser shows no prompt) opens the page, its
+    script and its requests to the server."""
+    import base64
+
     from selenium.webdriver.common.by import By
 
     with serving(demo_store.home, tmp_path, "--model", demo_store.registered,
                  POLICY_TOPICS_SERVE_TOKENS="page-token-7") as secured:
         assert call(secured.url + "/").status == 401
-        browser.get(secured.url.replace("http://", "http://coder:page-token-7@") + "/")
+        login = base64.b64encode(b"coder:page-token-7").decode()
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        browser.get(secured.url + "/")
         wait_for(browser, lambda d: d.find_element(By.ID, "model").text.startswith("Model models:/"))
         browser.find_element(By.ID, "text").send_keys("Emergency drought payments for wheat farmers")
         browser.find_element(By.ID, "code").click()
