@@ -100,8 +100,10 @@ def test_log_texts_puts_the_texts_into_the_access_log(demo_store, tmp_path):
     with serving(demo_store.home, tmp_path, "--model", demo_store.registered, "--access-log", "-",
                  "--log-texts") as live:
         call(live.url + "/predict", json.dumps({"texts": ["Drought relief for wheat farmers"]}).encode())
-        time.sleep(0.3)
-        assert '"text": ["Drought relief for wheat farmers"]' in live.log.read_text()
+        deadline = time.monotonic() + 5  # lines are written within 0.2 s
+        while '"text": ["Drought relief for wheat farmers"]' not in live.log.read_text():
+            assert time.monotonic() < deadline, live.log.read_text()[-500:]
+            time.sleep(0.1)
 
 
 def test_an_exposed_address_without_tokens_is_refused_in_one_line(demo_store):
