@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from conftest import REPO
 from live_server import Served, call, serving
 
 sys.path.insert(0, str(REPO / "tests" / "tracking"))
-from test_mlflow_ui import CHROMIUM_FLAGS, keep_screenshot  # the project's one way to drive Chromium
+from test_mlflow_ui import headless_chromium, keep_screenshot  # the project's one way to drive Chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -42,18 +41,8 @@ def downloads(tmp_path) -> Path:
 
 @pytest.fixture
 def browser(tmp_path, downloads) -> Iterator:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and chromedriver, "Debian's chromium and chromium-driver are missing: run `make system-deps`"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver = headless_chromium(tmp_path / "chromium-profile", {"download.default_directory": str(downloads),
+                                                               "download.prompt_for_download": False})
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     try:
         yield driver

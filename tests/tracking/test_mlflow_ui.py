@@ -90,8 +90,8 @@ def mlflow_ui(sweep_store, tmp_path_factory) -> Iterator[str]:
         stop_group(proc)
 
 
-@pytest.fixture
-def browser(tmp_path) -> Iterator:
+def headless_chromium(profile: Path, prefs: dict | None = None):
+    """Debian's chromium through its chromedriver, headless, with its profile in ``profile``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -99,9 +99,16 @@ def browser(tmp_path) -> Iterator:
     assert chromium and chromedriver, "Debian's chromium and chromium-driver are missing: run `make system-deps`"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+
+
+@pytest.fixture
+def browser(tmp_path) -> Iterator:
+    driver = headless_chromium(tmp_path / "chromium-profile")
     try:
         yield driver
     finally:
