@@ -193,6 +193,19 @@ def home(tmp_path: Path, built_store: Path) -> Path:
     return home_with_store(tmp_path / "home", built_store)
 
 
+def load_group(group: str, name: str) -> dict:
+    """One file of a config group, interpolations resolved against seed 0, as the model builders take it."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "conf" / group / f"{name}.yaml")
+    base = OmegaConf.create({"seed": 0})
+    merged = OmegaConf.merge(base, {"x": cfg})
+    if group == "features" and "defaults" in cfg:
+        merged = OmegaConf.merge(base, {"x": OmegaConf.merge(OmegaConf.load(REPO / "conf/features/word.yaml"), cfg)})
+        merged.x.pop("defaults")
+    return OmegaConf.to_container(merged, resolve=True)["x"]
+
+
 def compose(*overrides: str) -> dict:
     """``conf/train.yaml`` with overrides, resolved, as the train command composes it."""
     from hydra import compose as hydra_compose

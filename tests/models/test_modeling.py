@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
-from omegaconf import OmegaConf
+from conftest import REPO, load_group
 from scipy import sparse
 
 from policy_topics.errors import ConfigError
@@ -16,16 +15,6 @@ from policy_topics.models.pipeline import build_pipeline, top_ngrams
 from policy_topics.models.predictor import predict_topics
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
-
-
-def load(group: str, name: str) -> dict:
-    cfg = OmegaConf.load(REPO / "conf" / group / f"{name}.yaml")
-    base = OmegaConf.create({"seed": 0})
-    merged = OmegaConf.merge(base, {"x": cfg})
-    if group == "features" and "defaults" in cfg:
-        merged = OmegaConf.merge(base, {"x": OmegaConf.merge(OmegaConf.load(REPO / "conf/features/word.yaml"), cfg)})
-        merged.x.pop("defaults")
-    return OmegaConf.to_container(merged, resolve=True)["x"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def test_demo_corpus_has_at_least_40_documents_per_major_topic_in_both_styles(de
 @pytest.mark.parametrize("model", MODELS)
 def test_each_model_gives_probabilities_and_learns_the_demo_topics(model, demo):
     train, test = demo.iloc[:700], demo.iloc[700:]
-    pipeline = build_pipeline(load("features", "word"), load("model", model), smallest_topic=20)
+    pipeline = build_pipeline(load_group("features", "word"), load_group("model", model), smallest_topic=20)
     pipeline.fit(train["text"].tolist(), train["label"].to_numpy())
     proba = pipeline.predict_proba(test["text"].tolist())
     assert proba.shape == (len(test), 21)
@@ -56,7 +45,7 @@ def test_each_model_gives_probabilities_and_learns_the_demo_topics(model, demo):
 
 
 def test_word_and_char_features_form_a_union_with_top_ngrams_per_topic(demo):
-    pipeline = build_pipeline(load("features", "word_char"), load("model", "linearsvc"), smallest_topic=20)
+    pipeline = build_pipeline(load_group("features", "word_char"), load_group("model", "linearsvc"), smallest_topic=20)
     pipeline.fit(demo["text"].tolist(), demo["label"].to_numpy())
     names = pipeline.named_steps["features"].get_feature_names_out()
     assert any(n.startswith("word__") for n in names) and any(n.startswith("char__") for n in names)
@@ -67,14 +56,14 @@ def test_word_and_char_features_form_a_union_with_top_ngrams_per_topic(demo):
 
 
 def test_unknown_estimator_parameter_is_a_config_error():
-    model = load("model", "linearsvc")
+    model = load_group("model", "linearsvc")
     model["estimator"]["gamma"] = 1.0
     with pytest.raises(ConfigError, match=r"model=linearsvc: cannot build sklearn\.svm\.LinearSVC"):
-        build_pipeline(load("features", "word"), model, smallest_topic=5)
+        build_pipeline(load_group("features", "word"), model, smallest_topic=5)
 
 
 def test_calibration_folds_shrink_to_the_smallest_topic():
-    pipeline = build_pipeline(load("features", "word"), load("model", "ridge"), smallest_topic=1)
+    pipeline = build_pipeline(load_group("features", "word"), load_group("model", "ridge"), smallest_topic=1)
     assert pipeline.named_steps["classifier"].cv == 2
 
 
@@ -86,7 +75,7 @@ def test_calibration_folds_shrink_to_the_smallest_topic():
 def test_the_fast_predictor_matches_the_scikit_learn_pipeline(demo, features, options):
     from policy_topics.models.predictor import TopicPredictor
 
-    pipeline = build_pipeline(load("features", features), load("model", "linearsvc"), smallest_topic=20)
+    pipeline = build_pipeline(load_group("features", features), load_group("model", "linearsvc"), smallest_topic=20)
     vectorizers = [pipeline.named_steps["features"]]
     if hasattr(vectorizers[0], "transformer_list"):
         vectorizers = [v for _, v in vectorizers[0].transformer_list]
@@ -110,7 +99,8 @@ def test_fits_in_worker_processes_give_the_same_models_as_fits_in_this_process(d
 
     if worker_count(2, 2) < 2:
         pytest.skip("this process may use one core only: fit_all fits here")
-    container = {"features": load("features", "word_char"), "model": load("model", "linearsvc"), "blas_threads": 1}
+    container = {"features": load_group("features", "word_char"), "model": load_group("model", "linearsvc"),
+                 "blas_threads": 1}
     frames = [demo.iloc[:600], demo.iloc[200:]]
     here = fit_all({**container, "fit_processes": 1}, frames)
     in_workers = fit_all({**container, "fit_processes": 2}, frames)

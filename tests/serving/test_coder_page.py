@@ -18,7 +18,7 @@ from conftest import REPO
 from live_server import Served, call, serving
 
 sys.path.insert(0, str(REPO / "tests" / "tracking"))
-from test_mlflow_ui import headless_chromium, keep_screenshot  # the project's one way to drive Chromium
+from chromium import headless_chromium, keep_screenshot
 
 pytestmark = pytest.mark.e2e
 

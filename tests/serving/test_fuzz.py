@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import load_group
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -128,6 +129,8 @@ def test_any_bytes_as_a_body_are_parsed_or_refused_cleanly(body):
 @given(st.one_of(JSON, st.fixed_dictionaries({}, optional={
     "dataframe_split": JSON, "dataframe_records": JSON, "inputs": JSON, "instances": JSON, "params": JSON})),
     st.sampled_from(["application/json", "text/csv", "application/json; charset=utf-8", ""]))
+@example({"\n": None}, "application/json")  # a field name with a newline once split the error over two lines
+@example({"inputs": ["x"], "params": {"a\nb": 1}}, "application/json")
 def test_any_mlflow_style_body_is_parsed_or_refused_with_a_4xx(payload, content_type):
     body = json.dumps(payload).encode()
     try:
@@ -140,13 +143,11 @@ def test_any_mlflow_style_body_is_parsed_or_refused_with_a_4xx(payload, content_
 
 @pytest.fixture(scope="module")
 def predictor():
-    from test_modeling import load
-
     from policy_topics.models.pipeline import build_pipeline
     from policy_topics.models.predictor import TopicPredictor
 
     frame = pd.read_csv(Path(__file__).resolve().parents[2] / "data" / "demo" / "cap_demo.csv")
-    pipeline = build_pipeline(load("features", "word_char"), load("model", "linearsvc"), smallest_topic=20)
+    pipeline = build_pipeline(load_group("features", "word_char"), load_group("model", "linearsvc"), smallest_topic=20)
     return TopicPredictor(pipeline.fit(frame["text"].tolist(), frame["major"].to_numpy()))
 
 

@@ -53,7 +53,7 @@ def test_mlflow_params_set_top_k_explain_and_threshold():
     (b'{"dataframe_records": [{"body": "x"}]}', "application/json", 422, "needs a field 'text'"),
     (b'{"inputs": [1, 2]}', "application/json", 422, "inputs[0] is int"),
     (b'{"inputs": "one string"}', "application/json", 422, "inputs must be a list"),
-    (b'{"inputs": ["x"], "params": {"colour": 1}}', "application/json", 422, "unknown param(s) colour"),
+    (b'{"inputs": ["x"], "params": {"colour": 1}}', "application/json", 422, "unknown param(s) \"colour\""),
     (b'{"inputs": ["x"], "params": {"top_k": 0}}', "application/json", 422, "top_k must be an integer"),
     (b'{"inputs": ["x"', "application/json", 400, "malformed JSON"),
     (b"body\nx\n", "text/csv", 422, "no column 'text'"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,19 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, cli_env, free_port, home_with_store, run_cli, stop_group, wait_for_health
+from chromium import headless_chromium, keep_screenshot
+from conftest import cli_env, free_port, home_with_store, run_cli, stop_group, wait_for_health
 
 from policy_topics.search.trials import PARENT_TAG, ROLE_TAG
 from policy_topics.tracking.store import RUNS_VIEW_NAME
 
 pytestmark = pytest.mark.e2e
-
-ARTIFACTS = REPO / "test-artifacts"
-# Debian's Chromium as root on a machine with no network but loopback (see the env notes).
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--window-size=1920,1000"]
-
 
 @dataclass
 class UiStore:
@@ -90,22 +83,6 @@ def mlflow_ui(sweep_store, tmp_path_factory) -> Iterator[str]:
         stop_group(proc)
 
 
-def headless_chromium(profile: Path, prefs: dict | None = None):
-    """Debian's chromium through its chromedriver, headless, with its profile in ``profile``."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and chromedriver, "Debian's chromium and chromium-driver are missing: run `make system-deps`"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    if prefs:
-        options.add_experimental_option("prefs", prefs)
-    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-
-
 @pytest.fixture
 def browser(tmp_path) -> Iterator:
     driver = headless_chromium(tmp_path / "chromium-profile")
@@ -134,17 +111,6 @@ def close_assistant(driver) -> None:
     for close in driver.find_elements(By.CSS_SELECTOR,
                                       "button[data-component-id='mlflow.assistant.chat_panel.close']"):
         close.click()
-
-
-def keep_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    """A screenshot in the test's folder, and a copy at a stable, git-ignored path to look at after a run."""
-    shot = tmp_path / name
-    driver.save_screenshot(str(shot))
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / name)
-    print(f"screenshot: {shot} (copy: {ARTIFACTS / name})")
-    return shot
 
 
 def test_the_printed_link_opens_the_training_runs_with_macro_f1_and_accuracy(mlflow_ui, sweep_store, browser,

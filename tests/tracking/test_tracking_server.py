@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, files_under, run_cli, stop_group, wait_for_health
-from test_serving import free_port
+from conftest import cli_env, files_under, free_port, run_cli, stop_group, wait_for_health
 
 from policy_topics.tracking.server import PG_DATABASE, PG_USER, LocalPostgres, port_in_use, postgres_bindir
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +157,11 @@ def _csv_texts(body: bytes) -> list[Any]:
         raise RequestError(400, f"the CSV body cannot be read ({exc})") from None
 
 
+def _quoted(names: Iterable[object]) -> str:
+    """A client's field names as JSON strings, so a name holding a newline cannot break the one-line error."""
+    return ", ".join(sorted(json.dumps(str(name)) for name in names))
+
+
 def parse_invocations(body: bytes, content_type: str, limits: Limits, n_topics: int) -> Query:
     """Validate an /invocations body in MLflow's scoring protocol, or a RequestError (400/413/415/422)."""
     mime = content_type.split(";", 1)[0].strip().lower()
@@ -169,13 +175,13 @@ def parse_invocations(body: bytes, content_type: str, limits: Limits, n_topics: 
         raise RequestError(400, f"expected {MLFLOW_SCHEMA}")
     given = [name for name in _FORMATS if name in payload]
     if len(given) != 1:
-        found = f"fields: {', '.join(sorted(map(str, payload))) or 'none'}"
+        found = f"fields: {_quoted(payload) or 'none'}"
         raise RequestError(400, f"expected exactly one of {', '.join(_FORMATS)} ({found}); expected {MLFLOW_SCHEMA}")
     params = payload.get("params") or {}
     if not isinstance(params, dict):
         raise RequestError(422, f"params must be an object; expected {MLFLOW_SCHEMA}")
     unknown = sorted(set(params) - set(_PARAMS))
     if unknown:
-        raise RequestError(422, f"unknown param(s) {', '.join(unknown)}; the model takes {', '.join(_PARAMS)}")
+        raise RequestError(422, f"unknown param(s) {_quoted(unknown)}; the model takes {', '.join(_PARAMS)}")
     texts = _checked(_frame_texts(given[0], payload[given[0]]), limits, given[0], MLFLOW_SCHEMA)
     return Query(texts, **options(params, n_topics, MLFLOW_SCHEMA))
