@@ -29,6 +29,10 @@ class PrepError(PolicyTopicsError):
     """Cleaning or splitting cannot produce usable train/validation/test splits."""
 
 
+class SheetError(PolicyTopicsError):
+    """A coder sheet that does not match what was issued (ids, texts, codes or columns), or cannot be written."""
+
+
 class TrackingError(PolicyTopicsError):
     """The MLflow tracking store cannot be reached or used."""
 
