@@ -40,6 +40,8 @@ commands:
   tracking-server  a team's MLflow server on PostgreSQL: policy-topics tracking-server --host 0.0.0.0 --port 5000
   evaluate  score a model on a dataset, e.g. cross-domain: policy-topics evaluate data=nytimes model_ref=MODEL
   leaderboard  rank runs by a metric, diff two runs, plot per-topic F1: policy-topics leaderboard --sweep latest
+  suggest   a coder sheet of the documents the model is least sure of (active learning):
+            policy-topics suggest --model MODEL --input corpus.csv --n 100 --output sheet.csv
 
 -v/--verbose (anywhere on the line) shows what the libraries print (MLflow, Hugging Face, progress bars).
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,

@@ -12,6 +12,7 @@ from typing import Any
 
 from policy_topics.cli.hydra_app import evaluate_task, run_hydra_app, train_task
 from policy_topics.cli.output import fail
+from policy_topics.cli.suggest import suggest_command, suggest_parser
 from policy_topics.errors import ConfigError, TrackingError
 from policy_topics.files import write_atomic
 from policy_topics.paths import home_dir
@@ -57,6 +58,10 @@ def predict_parser() -> argparse.ArgumentParser:
                         "the text by topic)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--engine", choices=["batch", "spark"], default="batch", help="spark: code a Parquet file, "
+                        "folder or glob on Spark (pip install 'policy-topics[spark]'); --output is then a folder")
+    parser.add_argument("--master", help="Spark master for --engine spark, e.g. local[2] or spark://HOST:7077 "
+                                         "(default: conf/spark/default.yaml's, local[*])")
     _model_options(parser)
     return parser
 
@@ -69,6 +74,10 @@ def predict_command(args: list[str]) -> None:
 
     opts = predict_parser().parse_args(args)
     _probability(opts.threshold)
+    if opts.engine == "spark":
+        from policy_topics.cli.spark import predict_spark
+
+        return predict_spark(opts)
     if not opts.texts and opts.input is None:
         fail("nothing to predict: give texts as arguments, or --input FILE|FOLDER|-")
     if opts.top_k < 1 or opts.explain < 0 or opts.batch_size < 1:
@@ -284,6 +293,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "tracking-server": tracking_server_command,
     "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
     "leaderboard": leaderboard_command,
+    "suggest": suggest_command,
 }
 
 # The argparse parser of each argparse command, built without running it (the documentation's command
@@ -296,4 +306,5 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "rerun": rerun_parser,
     "tracking-server": tracking_server_parser,
     "leaderboard": leaderboard_parser,
+    "suggest": suggest_parser,
 }

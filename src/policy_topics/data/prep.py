@@ -82,6 +82,15 @@ def fingerprint(source_identity: str, read: Mapping[str, Any], prep: Mapping[str
 
 def prepare_dataset(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapping[str, Any],
                     whole: bool = False) -> PreparedData:
+    """:func:`prepare_splits`, then the coded sheets of ``data.extra_coded`` (none by default) appended to the
+    training split, which gives the data a fingerprint of its own (see :mod:`policy_topics.data.extra`)."""
+    from policy_topics.data.extra import append_extra_coded
+
+    return append_extra_coded(prepare_splits(data, prep, paths, whole), data, str(prep["unicode_form"]))
+
+
+def prepare_splits(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapping[str, Any],
+                   whole: bool = False) -> PreparedData:
     """Resolve, read, clean and split ``data``, or reuse the cached splits of the same fingerprint.
 
     ``whole``: no split and no minimum per topic; every clean row is in ``train`` (a pooled dataset).

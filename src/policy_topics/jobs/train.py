@@ -86,6 +86,12 @@ def _run_training(cfg: DictConfig) -> TrainingResult:
     _embed_once(container, prepared.splits, stages)
     smallest = int(prepared.splits["train"]["label"].value_counts().min())
     check_parameters(build_pipeline(container["features"], container["model"], smallest))
+    from policy_topics.tracking.loop import lineage, log_lineage
+
+    sheets = prepared.report.get("extra_coded", [])
+    loop = lineage(sheets, target.uri)  # coded sheets appended: the run their model came from, looked up now
+    if loop is not None and loop.note:
+        reporter().warn(loop.note)
 
     with ExitStack() as stack:
         with stages.stage("start MLflow run"):
@@ -93,6 +99,8 @@ def _run_training(cfg: DictConfig) -> TrainingResult:
                                                 or readable_run_name(container)))
         if pool:
             log_pool(pool)
+        if loop is not None:
+            log_lineage(loop, sheets)
         return _fit_evaluate_log(cfg, container, prepared, stages, target, run.info.run_id, options)
 
 
