@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from policy_topics.evaluation.agreement import agreement, agreement_metrics, agreements
+from policy_topics.errors import ConfigError
+from policy_topics.evaluation.agreement import (
+    RESAMPLES,
+    agreement,
+    agreement_metrics,
+    agreements,
+    on_predictions,
+    resamples_setting,
+)
 
 DEMO = pd.read_csv("data/demo/cap_demo.csv")["major"].to_numpy()
 
@@ -106,3 +114,35 @@ def test_metrics_are_named_by_prefix_and_leave_undefined_values_out():
     metrics = agreement_metrics(agreements(DEMO, model, resamples=20), "test")
     assert set(metrics) == {f"test_{s}{b}" for s in ("kappa", "alpha") for b in ("", "_low", "_high")}
     assert agreement_metrics(agreements(np.full(5, 1), np.full(5, 1), resamples=5), "test") == {}
+
+
+def test_on_predictions_measures_all_documents_and_the_share_auto_coded_at_the_threshold():
+    model = noisy_codes(DEMO, 0.3, seed=1)
+    confidence = np.where(model == DEMO, 0.9, 0.4)  # a model sure exactly where it is right
+    found = on_predictions(DEMO, model, confidence, 0.5, "test", "test split", resamples=20)
+    coded = confidence >= 0.5
+    assert found.overall["kappa"].value == pytest.approx(cohen_kappa_score(DEMO, model))
+    assert found.autocoded["kappa"].value == pytest.approx(cohen_kappa_score(DEMO[coded], model[coded])) == 1.0
+    metrics = found.metrics()
+    assert metrics["test_autocoded_alpha"] == 1.0 and metrics["test_autocoded_n_docs"] == coded.sum()
+    assert {"test_kappa", "test_kappa_low", "test_alpha_high"} <= set(metrics)
+    lines = found.lines()
+    assert len(lines) == 2 and lines[1].startswith(f"  agreement with the given codes (test split, auto-coded at "
+                                                   f"0.50 ({coded.mean():.1%}, {coded.sum():,} docs)): kappa 1.000")
+    table = found.markdown()
+    assert "| Cohen's kappa | 95% CI | Krippendorff's alpha (nominal) | 95% CI |" in table[2]
+    assert table[-2].startswith(f"| all {len(DEMO):,} documents | {len(DEMO):,} | {metrics['test_kappa']:.3f} |")
+
+
+def test_without_a_threshold_there_is_no_auto_coded_share_and_the_report_says_so():
+    found = on_predictions(DEMO, DEMO, np.ones(len(DEMO)), None, "oof", "out-of-fold predictions", resamples=0)
+    assert found.autocoded is None and "test_autocoded_kappa" not in found.metrics()
+    assert found.metrics()["oof_kappa"] == 1.0 and len(found.lines()) == 1
+    assert "carries no auto-coding threshold" in found.markdown()[0]
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "many", True])
+def test_a_bad_number_of_resamples_is_one_config_error(value):
+    with pytest.raises(ConfigError, match=r"evaluation.agreement.resamples must be a whole number >= 0"):
+        resamples_setting({"agreement": {"resamples": value}})
+    assert resamples_setting({}) == RESAMPLES

@@ -50,6 +50,12 @@ class CleaningReport:
     unknown_codes_kept: dict[int, int] = field(default_factory=dict)
     subtopic_codes_mapped: int = 0
     rows_kept: int = 0
+    # Every row of the texts with conflicting codes (text, label, where), for a review sheet; not a count.
+    conflicts: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def counts(self) -> dict[str, Any]:
+        """What is saved with the prepared data and logged: everything but the conflicting rows."""
+        return {k: v for k, v in self.__dict__.items() if k != "conflicts"}
 
     def summary(self) -> str:
         parts = [f"{self.rows_read:,} rows read", f"{self.rows_kept:,} kept"]
@@ -124,6 +130,7 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
         report.unknown_codes_kept = {int(k): int(v) for k, v in unknown.items()}
 
     if dedupe:
+        report.conflicts = conflicting_copies(out, place)
         before = len(out)
         out = out.drop_duplicates(["text", "label"])
         report.exact_duplicates = before - len(out)
@@ -140,6 +147,17 @@ def clean(frame: pd.DataFrame, unicode_form: str, unknown_labels: str, source_na
             "and data.label_column point at the texts and their topic codes"
         )
     return out
+
+
+def conflicting_copies(frame: pd.DataFrame, place: Callable[[int], str]) -> pd.DataFrame:
+    """Every row (exact duplicates too) of the texts that carry more than one code: ``text``, ``label`` and
+    ``where`` (the row's place in the source, see :func:`row_place`), the copies of a text together."""
+    per_text = frame.groupby("text")["label"].transform("nunique")
+    rows = frame[per_text > 1]
+    first = rows.groupby("text")["label"].transform(lambda column: column.index.min())
+    rows = rows.assign(_first=first).sort_values("_first", kind="stable")
+    return pd.DataFrame({"text": rows["text"].to_numpy(), "label": rows["label"].to_numpy(),
+                         "where": [place(int(i)) for i in rows.index]})
 
 
 def _major_topics_of_subtopics(labels: pd.Series, unknown_labels: str, source_name: str,

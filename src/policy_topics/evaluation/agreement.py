@@ -16,8 +16,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from policy_topics.errors import ConfigError
 
 STATISTICS = ("kappa", "alpha")
 RESAMPLES = 300
@@ -151,3 +154,77 @@ def agreement_metrics(results: Mapping[str, Agreement], prefix: str) -> dict[str
             if np.isfinite(value):
                 out[f"{prefix}_{name}{suffix}"] = float(value)
     return out
+
+
+def resamples_setting(evaluation: Mapping[str, Any]) -> int:
+    """``evaluation.agreement.resamples``, checked: bootstrap resamples of the agreement intervals (0: none)."""
+    value = (evaluation.get("agreement") or {}).get("resamples", RESAMPLES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"evaluation.agreement.resamples must be a whole number >= 0 (e.g. {RESAMPLES}; 0: no "
+                          f"intervals), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SplitAgreement:
+    """Model against human codes on one set of predictions (``what``, e.g. "test split"): on all documents,
+    and on the share auto-coded at ``threshold`` (None: the model carries none)."""
+
+    prefix: str  # of the metric names: test, oof, all, ...
+    what: str
+    overall: dict[str, Agreement]
+    threshold: float | None
+    autocoded: dict[str, Agreement] | None
+    resamples: int
+
+    def metrics(self) -> dict[str, float]:
+        out = agreement_metrics(self.overall, self.prefix)
+        if self.autocoded is not None:
+            out.update(agreement_metrics(self.autocoded, f"{self.prefix}_autocoded"))
+            out[f"{self.prefix}_autocoded_n_docs"] = float(self.autocoded["kappa"].n)
+        return out
+
+    def _rows(self) -> list[tuple[str, dict[str, Agreement]]]:
+        rows = [(f"all {self.overall['kappa'].n:,} documents", self.overall)]
+        if self.autocoded is not None:
+            share = self.autocoded["kappa"].n / max(self.overall["kappa"].n, 1)
+            rows.append((f"auto-coded at {self.threshold:.2f} ({share:.1%}, {self.autocoded['kappa'].n:,} docs)",
+                         self.autocoded))
+        return rows
+
+    def lines(self) -> list[str]:
+        """For the terminal: one line per set of documents."""
+        return [f"  agreement with the given codes ({self.what}, {label}): kappa {r['kappa'].describe()}, alpha "
+                f"{r['alpha'].describe()}" for label, r in self._rows()]
+
+    def markdown(self) -> list[str]:
+        """A section for reports and the model card (the heading is the caller's)."""
+        head = ["| documents | docs | Cohen's kappa | 95% CI | Krippendorff's alpha (nominal) | 95% CI |",
+                "|---|---:|---:|---:|---:|---:|"]
+
+        def cells(result: Agreement) -> str:
+            ci = f"{result.low:.3f}-{result.high:.3f}" if np.isfinite(result.low) else "-"
+            return (f"{result.value:.3f} | {ci}" if result.defined else f"n/a ({result.reason}) | -")
+
+        table = [f"| {label} | {r['kappa'].n:,} | {cells(r['kappa'])} | {cells(r['alpha'])} |"
+                 for label, r in self._rows()]
+        note = ("" if self.threshold is not None else
+                " The model carries no auto-coding threshold, so there is no auto-coded share to measure.")
+        return [f"Agreement beyond chance between the model's codes and the given (human) codes on the {self.what}: "
+                "Cohen's kappa and Krippendorff's alpha for nominal codes, as reported for human coders (1 is "
+                "perfect, 0 chance level). Unlike accuracy, both discount the agreement that skewed topic shares "
+                f"give by chance. Intervals: percentile bootstrap over {self.resamples} resamples of the documents, "
+                f"seeded.{note}", "", *head, *table]
+
+
+def on_predictions(human: np.ndarray, model: np.ndarray, confidence: np.ndarray, threshold: float | None,
+                   prefix: str, what: str, resamples: int = RESAMPLES, seed: int = 0) -> SplitAgreement:
+    """Agreement on all documents and on those auto-coded at ``threshold`` (probability of the model's code
+    at least the threshold, the predictor's rule)."""
+    human, model = np.asarray(human), np.asarray(model)
+    overall = agreements(human, model, resamples, seed)
+    autocoded = None
+    if threshold is not None:
+        coded = np.asarray(confidence, dtype=float) >= threshold
+        autocoded = agreements(human[coded], model[coded], resamples, seed)
+    return SplitAgreement(prefix, what, overall, threshold, autocoded, resamples)
