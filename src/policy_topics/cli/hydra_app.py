@@ -151,7 +151,16 @@ def train_task(cfg: Any) -> float | None:
 
 
 def evaluate_task(cfg: Any) -> float:
-    """One evaluation job; returns the shared-topic macro-F1 (for sweeps over datasets or models)."""
+    """One evaluation job; returns the shared-topic macro-F1 (for sweeps over datasets or models), or with
+    ``coded_sample`` the macro-F1 estimated from the coded sample."""
+    if cfg.get("coded_sample"):
+        from hydra.core.hydra_config import HydraConfig
+
+        from policy_topics.jobs import coded_sample
+
+        found = coded_sample.run_coded_sample(cfg, list(HydraConfig.get().overrides.task))
+        print(coded_sample.summary(found))
+        return found.metrics["sample_macro_f1"]
     from policy_topics.jobs.evaluate import run_evaluation, summary
 
     result = run_evaluation(cfg)

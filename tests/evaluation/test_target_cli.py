@@ -1,0 +1,136 @@
+"""The model measured on a target corpus through a coded sample, as a user runs it: a stratified sample of the
+demo corpus coded with its own labels, ``policy-topics evaluate coded_sample=...`` logging a real MLflow run,
+and predict taking that run's threshold."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TrainedStore, call_cli, store_client
+
+from policy_topics.evaluation.target import MIN_CODED
+
+pytestmark = pytest.mark.e2e
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo" / "cap_demo.csv"
+TARGET = 0.95
+
+
+def _code(sheet: Path, rows: int | None = None) -> list[dict[str, str]]:
+    """Fill the sheet's code column with the demo corpus's own labels (the first ``rows`` rows only)."""
+    labels = dict(pd.read_csv(DEMO)[["text", "major"]].itertuples(index=False))
+    with open(sheet, encoding="utf-8-sig", newline="") as handle:
+        coded = list(csv.DictReader(handle))
+    for row in coded[:rows]:
+        row["code"] = str(labels[row["text"]])
+    _save(sheet, coded[:rows])
+    return coded[:rows]
+
+
+def _save(sheet: Path, rows: list[dict[str, str]]) -> None:
+    with open(sheet, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, demo_store: TrainedStore) -> TrainedStore:
+    """A copy of the demo store, so the evaluation runs logged here stay out of the shared one."""
+    home = tmp_path_factory.mktemp("target-home")
+    shutil.copytree(demo_store.home / "mlruns", home / "mlruns")
+    return TrainedStore(home, demo_store.run_id, demo_store.model_uri, demo_store.registered)
+
+
+@pytest.fixture(scope="module")
+def sheet(store: TrainedStore, tmp_path_factory) -> Path:
+    from policy_topics.jobs.sample import SampleRequest, run_sample
+
+    path = tmp_path_factory.mktemp("sheets") / "sample.csv"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLICY_TOPICS_HOME", str(store.home))
+        run_sample(SampleRequest(str(DEMO), path, n=200, seed=0, stratify=True, model=store.registered))
+    _code(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def evaluated(store: TrainedStore, sheet: Path):
+    result = call_cli(["evaluate", f"model_ref={store.registered}", f"coded_sample={sheet}",
+                       f"evaluation.target_accuracy={TARGET}"], store.home)
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split("run id", 1)[1].split()[0]
+    return result, store_client(store.home).get_run(run_id)
+
+
+def _runs(store: TrainedStore) -> int:
+    client = store_client(store.home)
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+
+
+def test_evaluate_on_a_coded_sample_gives_intervals_and_a_threshold(evaluated, store: TrainedStore) -> None:
+    result, run = evaluated
+    metrics, tags = run.data.metrics, run.data.tags
+    assert tags["evaluation"] == "coded-sample" and tags["evaluated_run_id"] == store.run_id
+    assert run.info.experiment_id == store_client(store.home).get_run(store.run_id).info.experiment_id
+    for name in ("accuracy", "macro_f1", "kappa", "alpha"):
+        assert metrics[f"sample_{name}_low"] <= metrics[f"sample_{name}"] <= metrics[f"sample_{name}_high"]
+    assert metrics["sample_accuracy_low_at_threshold"] >= TARGET
+    assert metrics["sample_n_coded_at_threshold"] >= MIN_CODED and "sample_auto_kappa" in metrics
+    assert f"threshold {metrics['sample_threshold']:.2f} for 95% accuracy" in result.stdout
+
+
+def test_the_threshold_table_is_logged_and_no_lower_threshold_meets_the_rule(evaluated, store, tmp_path) -> None:
+    _, run = evaluated
+    folder = store_client(store.home).download_artifacts(run.info.run_id, "", str(tmp_path))
+    table = pd.read_csv(Path(folder) / "threshold_table.csv")
+    assert len(table) == 101 and {"coverage_low", "accuracy_low", "accuracy_high"} <= set(table.columns)
+    chosen = run.data.metrics["sample_threshold"]
+    below = table[table["threshold"] < chosen - 1e-9]
+    assert not ((below["accuracy_low"] >= TARGET) & (below["n_coded"] >= MIN_CODED)).any()
+    predictions = pd.read_csv(Path(folder) / "coded_sample_predictions.csv")
+    assert len(predictions) == 200 and np.isclose(predictions["weight"].sum(), 924, atol=0.1)
+    assert "# Coded sample" in (Path(folder) / "report.md").read_text()
+
+
+def test_too_few_coded_documents_say_how_many_more_to_code_and_log_no_run(store, sheet, tmp_path) -> None:
+    few = tmp_path / "few.csv"
+    shutil.copy(sheet, few)
+    shutil.copy(sheet.with_name("sample.manifest.json"), tmp_path / "few.manifest.json")
+    rows = _code(few, 12)
+    assert len(rows) == 12
+    before = _runs(store)
+    result = call_cli(["evaluate", f"model_ref={store.registered}", f"coded_sample={few}"], store.home)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == (f"error: only 12 documents of few.csv are coded; the intervals need at least {MIN_CODED}: "
+                        f"code {MIN_CODED - 12} more")
+    assert _runs(store) == before
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda rows: rows.append(dict(rows[0])), "repeated ids"),
+    (lambda rows: rows[0].update(id="nobody"), "ids not on the sheet as issued: nobody (row 2)"),
+    (lambda rows: rows[1].update(code=""), "no code"),
+    (lambda rows: rows[1].update(code="Helth"), "unknown codes"),
+    (lambda rows: rows[2].update(text=rows[2]["text"] + " (edited)"), "changed texts"),
+    (lambda rows: [row.update(topic=row.pop("code")) for row in rows], "lacks the column(s) code"),
+])
+def test_every_bad_coded_sheet_is_one_line_and_logs_no_run(store, sheet, tmp_path, change, says) -> None:
+    bad = tmp_path / "bad.csv"
+    shutil.copy(sheet.with_name("sample.manifest.json"), tmp_path / "bad.manifest.json")
+    with open(sheet, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    change(rows)
+    _save(bad, rows)
+    before = _runs(store)
+    result = call_cli(["evaluate", f"model_ref={store.registered}", f"coded_sample={bad}"], store.home)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stdout, result.stderr
+    assert lines[0].startswith("error: bad.csv") and says in lines[0]
+    assert _runs(store) == before
