@@ -46,6 +46,7 @@ from policy_topics.reporting import reporter
 # Bump when cleaning or splitting changes, so caches from older code are not reused.
 PREP_VERSION = 2
 _UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+_CONFLICTS = "conflicts"  # conflicts.parquet beside the splits: the rows cleaning dropped for conflicting codes
 
 
 @dataclass
@@ -61,6 +62,9 @@ class PreparedData:
     path: Path
     reused: bool
     local_file: str = ""  # the absolute path of a local data file (not of a registered or Hub dataset)
+    # Every copy of the texts dropped for conflicting codes (text, label, where), for a review sheet; None for
+    # prepared data cached before they were kept.
+    conflicts: pd.DataFrame | None = None
 
     @property
     def source_identity(self) -> str:
@@ -113,9 +117,10 @@ def prepare_splits(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapp
     if (target / "manifest.json").is_file():
         manifest = json.loads((target / "manifest.json").read_text())
         splits = {name: pd.read_parquet(target / f"{name}.parquet") for name in SPLITS}
+        kept = target / f"{_CONFLICTS}.parquet"
         _note_duplicates(str(data["name"]), manifest["report"])
         return PreparedData(str(data["name"]), fp, found.source, found.sha, splits, manifest["report"], target, True,
-                            found.local_file)
+                            found.local_file, pd.read_parquet(kept) if kept.is_file() else None)
 
     report = CleaningReport()
     with taxonomy.named(data.get("extra_topics")):
@@ -123,14 +128,15 @@ def prepare_splits(data: Mapping[str, Any], prep: Mapping[str, Any], paths: Mapp
             splits, extra = _clean_predefined(found, opts, prep, data, report)
         else:
             splits, extra = _clean_and_split(found, opts, prep, data, report, whole), {}
-    report_dict = {**report.__dict__, "summary": report.summary(),
+    report_dict = {**report.counts(), "summary": report.summary(),
                    "splits": {name: len(part) for name, part in splits.items()}, **extra}
     manifest = {"name": data["name"], "fingerprint": fp, "source": found.source, "source_sha256": found.sha,
                 "read": read_settings, "prep": dict(prep), "report": report_dict}
-    _write_atomically(target, splits, manifest)
+    conflicts = report.conflicts if report.conflicts is not None else pd.DataFrame(columns=["text", "label", "where"])
+    _write_atomically(target, {**splits, _CONFLICTS: conflicts}, manifest)
     _note_duplicates(str(data["name"]), report_dict)
     return PreparedData(str(data["name"]), fp, found.source, found.sha, splits, report_dict, target, False,
-                        found.local_file)
+                        found.local_file, conflicts)
 
 
 def _fingerprinted(prep: Mapping[str, Any], mode: str, whole: bool) -> dict[str, Any]:
