@@ -5,6 +5,7 @@ and predict taking that run's threshold."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -134,3 +135,28 @@ def test_every_bad_coded_sheet_is_one_line_and_logs_no_run(store, sheet, tmp_pat
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stdout, result.stderr
     assert lines[0].startswith("error: bad.csv") and says in lines[0]
     assert _runs(store) == before
+
+
+def test_predict_with_threshold_from_uses_the_evaluations_threshold_and_its_model(evaluated, store) -> None:
+    _, run = evaluated
+    threshold = run.data.metrics["sample_threshold"]
+    texts = pd.read_csv(DEMO)["text"].head(40).tolist()
+    result = call_cli(["predict", "--threshold-from", run.info.run_id, *texts], store.home)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 40
+    assert all((r["status"] == "coded") == (r["probability"] >= threshold) for r in records)
+    assert f"40 predictions from {store.registered};" in result.stderr  # the model the evaluation measured
+    assert f"coded = probability >= {threshold:.2f}, chosen by evaluation run {run.info.run_id}" in result.stderr
+
+
+def test_threshold_from_takes_the_same_model_by_another_name_and_refuses_a_run_of_another_kind(evaluated,
+                                                                                              store) -> None:
+    _, run = evaluated
+    result = call_cli(["predict", "--threshold-from", run.info.run_id, "--model", store.model_uri, "a text"],
+                      store.home)
+    assert result.returncode == 0, result.stderr  # the same model under its logged-model URI
+    other = call_cli(["predict", "--threshold-from", store.run_id, "a text"], store.home)
+    assert other.returncode == 2 and other.stderr.strip() == (
+        f"error: run {store.run_id} is no evaluation on a coded sample; give the run id of policy-topics evaluate "
+        "model_ref=MODEL coded_sample=SHEET.csv")

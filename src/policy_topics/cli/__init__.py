@@ -42,6 +42,9 @@ commands:
   leaderboard  rank runs by a metric, diff two runs, plot per-topic F1: policy-topics leaderboard --sweep latest
   suggest   a coder sheet of the documents the model is least sure of (active learning):
             policy-topics suggest --model MODEL --input corpus.csv --n 100 --output sheet.csv
+  sample    a seeded random sample of a target corpus as a coder sheet; code it, then measure the model there:
+            policy-topics sample --input corpus.csv --n 200 --output sheet.csv
+            policy-topics evaluate model_ref=MODEL coded_sample=sheet.csv
 
 -v/--verbose (anywhere on the line) shows what the libraries print (MLflow, Hugging Face, progress bars).
 MODEL is a run id, models:/NAME/VERSION, models:/NAME@ALIAS or NAME (its champion); without --model,

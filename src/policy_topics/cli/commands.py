@@ -12,6 +12,7 @@ from typing import Any
 
 from policy_topics.cli.hydra_app import evaluate_task, run_hydra_app, train_task
 from policy_topics.cli.output import fail
+from policy_topics.cli.sample import sample_command, sample_parser
 from policy_topics.cli.suggest import suggest_command, suggest_parser
 from policy_topics.errors import ConfigError, TrackingError
 from policy_topics.files import write_atomic
@@ -24,11 +25,34 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="top probability under which a text is flagged 'uncertain' (default: the model's own "
                              "auto-coding threshold, chosen at training; 0.2 for a model without one)")
+    parser.add_argument("--threshold-from", metavar="EVAL_RUN_ID",
+                        help="the threshold an evaluation on a coded sample of the target corpus chose (policy-topics "
+                             "evaluate coded_sample=...); without --model, the model it evaluated")
 
 
 def _probability(value: float | None) -> None:
     if value is not None and not 0 <= value <= 1:
         fail(f"--threshold must be between 0 and 1, not {value}")
+
+
+def _threshold_choice(opts: argparse.Namespace) -> str | None:
+    """With ``--threshold-from``: set ``opts.threshold`` (and ``opts.model`` when not given) from that evaluation
+    run, and return the line that says so."""
+    if opts.threshold_from is None:
+        return None
+    from policy_topics.jobs.coded_sample import threshold_from
+    from policy_topics.tracking.registry import default_tracking_uri, resolve
+
+    if opts.threshold is not None:
+        fail("give --threshold or --threshold-from, not both")
+    chosen = threshold_from(opts.threshold_from, default_tracking_uri())
+    if opts.model is None:
+        opts.model = chosen.model
+    elif resolve(opts.model).run_id != chosen.model_run_id:
+        fail(f"evaluation run {chosen.run_id} chose its threshold for {chosen.model}, not for {opts.model}; drop "
+             "--model to use that model, or evaluate this one on the coded sample")
+    opts.threshold = chosen.threshold
+    return chosen.note
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -74,6 +98,7 @@ def predict_command(args: list[str]) -> None:
 
     opts = predict_parser().parse_args(args)
     _probability(opts.threshold)
+    chosen = _threshold_choice(opts)
     if opts.engine == "spark":
         from policy_topics.cli.spark import predict_spark
 
@@ -97,7 +122,7 @@ def predict_command(args: list[str]) -> None:
                                      opts.batch_size, opts.top_k, opts.explain, opts.threshold, progress, tally,
                                      opts.segment)
     where = f" written to {opts.output}" if opts.output else ""
-    print(f"{count} predictions from {loaded.metadata['loaded']}{where}; {loaded.predictor.threshold_note()}",
+    print(f"{count} predictions from {loaded.metadata['loaded']}{where}; {chosen or loaded.predictor.threshold_note()}",
           file=sys.stderr)
     unfamiliar = loaded.predictor.unfamiliar(tally)
     if unfamiliar:
@@ -127,6 +152,9 @@ def serve_command(args: list[str]) -> None:
 
     opts = serve_parser().parse_args(args)
     _probability(opts.threshold)
+    chosen = _threshold_choice(opts)
+    if chosen:
+        print(chosen, file=sys.stderr)
     if opts.workers < 1 or opts.max_texts < 1 or opts.max_bytes < 1:
         fail("--workers, --max-texts and --max-bytes must be at least 1")
     if opts.log_texts and not opts.access_log:
@@ -294,6 +322,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "evaluate": lambda args: run_hydra_app("evaluate", evaluate_task, "policy-topics evaluate", args),
     "leaderboard": leaderboard_command,
     "suggest": suggest_command,
+    "sample": sample_command,
 }
 
 # The argparse parser of each argparse command, built without running it (the documentation's command
@@ -307,4 +336,5 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "tracking-server": tracking_server_parser,
     "leaderboard": leaderboard_parser,
     "suggest": suggest_parser,
+    "sample": sample_parser,
 }

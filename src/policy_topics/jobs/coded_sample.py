@@ -219,9 +219,11 @@ def threshold_from(run_id: str, tracking_uri: str) -> ChosenThreshold:
         raise RunNotFoundError(f"evaluation run {run_id} established no threshold (too few coded documents or a "
                                "target out of reach); code more and evaluate again, or give --threshold")
     target = float(run.data.params.get("evaluation.target_accuracy", "nan"))
-    note = (f"threshold {metrics['sample_threshold']:.2f} from evaluation run {run_id}: {target:.0%} accuracy "
-            f"on the coded sample's corpus (lower bound {metrics['sample_accuracy_low_at_threshold']:.3f}, "
-            f"{metrics['sample_coverage_at_threshold']:.1%} auto-coded)")
+    note = (f"coded = probability >= {metrics['sample_threshold']:.2f}, chosen by evaluation run {run_id} on a "
+            f"coded sample of {run.data.tags.get('dataset', 'the target corpus')} for {target:.0%} accuracy: "
+            f"{metrics['sample_accuracy_at_threshold']:.3f} (95% CI {metrics['sample_accuracy_low_at_threshold']:.3f}-"
+            f"{metrics['sample_accuracy_high_at_threshold']:.3f}) on the {metrics['sample_coverage_at_threshold']:.1%} "
+            "it auto-codes")
     tags = run.data.tags
     return ChosenThreshold(float(metrics["sample_threshold"]), tags.get("evaluated_model_uri", ""),
                            tags.get("evaluated_run_id", ""), run_id, note)
