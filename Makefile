@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
-	bench bench-serve bench-load bench-peers bench-scale bench-laws clean
+	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage clean
 
 ## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
 install: $(VENV)/.installed-core
@@ -92,6 +92,11 @@ bench-peers: install-bench
 ## against the published models and zero-shot LLMs (needs the data mirror); writes outputs/cap_laws/cap_laws.{json,md}.
 bench-laws: install
 	$(BIN)/python experiments/cap_laws_benchmark.py $(ARGS)
+
+## Do a coded 200-document sample's 95% intervals cover the true figures of its corpus? 20 seeded samples of the
+## held-back half of uscongress (needs the data mirror); writes outputs/sample_coverage/sample_coverage.{json,md}.
+bench-sample-coverage: install
+	$(BIN)/python experiments/sample_coverage.py $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
 ## peak memory). Long: the 1M in-memory runs peak at ~7 GB. Installs the `bench` extra (fastText).
