@@ -127,11 +127,12 @@ def test_on_predictions_measures_all_documents_and_the_share_auto_coded_at_the_t
     assert metrics["test_autocoded_alpha"] == 1.0 and metrics["test_autocoded_n_docs"] == coded.sum()
     assert {"test_kappa", "test_kappa_low", "test_alpha_high"} <= set(metrics)
     lines = found.lines()
-    assert len(lines) == 2 and lines[1].startswith(f"  agreement with the given codes (test split, auto-coded at "
-                                                   f"0.50 ({coded.mean():.1%}, {coded.sum():,} docs)): kappa 1.000")
+    assert lines[0].startswith(f"  agreement with the given codes on the test split ({len(DEMO):,} docs): kappa "
+                               f"{metrics['test_kappa']:.3f} (95% CI {metrics['test_kappa_low']:.3f}-")
+    assert lines[1].startswith(f"    on the {coded.mean():.1%} auto-coded at 0.50 ({coded.sum():,} docs): kappa 1.000")
     table = found.markdown()
     assert "| Cohen's kappa | 95% CI | Krippendorff's alpha (nominal) | 95% CI |" in table[2]
-    assert table[-2].startswith(f"| all {len(DEMO):,} documents | {len(DEMO):,} | {metrics['test_kappa']:.3f} |")
+    assert table[-2].startswith(f"| all documents | {len(DEMO):,} | {metrics['test_kappa']:.3f} |")
 
 
 def test_without_a_threshold_there_is_no_auto_coded_share_and_the_report_says_so():
@@ -146,3 +147,14 @@ def test_a_bad_number_of_resamples_is_one_config_error(value):
     with pytest.raises(ConfigError, match=r"evaluation.agreement.resamples must be a whole number >= 0"):
         resamples_setting({"agreement": {"resamples": value}})
     assert resamples_setting({}) == RESAMPLES
+
+
+def test_each_bootstrap_kappa_is_scikit_learns_cohen_kappa_score_of_that_resample():
+    from policy_topics.evaluation.agreement import _kappa_resamples, _Pairs
+
+    model = noisy_codes(DEMO, 0.3, seed=1)
+    pairs = _Pairs.of(DEMO, model)
+    draws = np.random.default_rng(5).multinomial(len(DEMO), pairs.counts / len(DEMO), size=5)
+    for draw, fast in zip(draws, _kappa_resamples(pairs, draws), strict=True):
+        human, coded = (np.repeat(pairs.codes[side], draw) for side in (pairs.human, pairs.model))
+        assert fast == pytest.approx(cohen_kappa_score(human, coded), abs=1e-12)

@@ -119,6 +119,39 @@ def test_default_command_trains_the_demo_corpus_offline(empty_home):
     assert result.stderr == ""  # no MLflow, tqdm or multiprocessing chatter on a normal run
     assert all(line.startswith(("policy-topics train:", "  ")) or not line.strip()
                for line in result.stdout.splitlines()), result.stdout
+    assert_agreement_and_review_sheets(empty_home, run, result.stdout)
+
+
+def assert_agreement_and_review_sheets(home: Path, run, out: str) -> None:
+    """Kappa and alpha against the given codes (test split and its auto-coded share) as metrics, on the terminal
+    and in the model card; the review sheets as run artifacts with their manifests."""
+    import pandas as pd
+
+    metrics = run.data.metrics
+    for name in ("test_kappa", "test_alpha", "test_autocoded_kappa", "test_autocoded_alpha"):
+        assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]
+    assert metrics["test_kappa"] < metrics["test_accuracy"]
+    assert metrics["test_autocoded_n_docs"] < metrics["test_n_docs"]
+    kappa = f"{metrics['test_kappa']:.3f} (95% CI {metrics['test_kappa_low']:.3f}-{metrics['test_kappa_high']:.3f})"
+    docs = int(metrics["test_n_docs"])
+    assert f"agreement with the given codes on the test split ({docs} docs): kappa {kappa}" in out
+    client = store_client(home)
+    card, report = (Path(client.download_artifacts(run.info.run_id, name)).read_text()
+                    for name in ("model_card.md", "report.md"))
+    assert "## Agreement with the given codes" in card and f"| {metrics['test_kappa']:.3f} |" in card
+    assert "## Agreement with the given codes" in report
+    folder = Path(client.download_artifacts(run.info.run_id, "review"))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "confident_mistakes.csv", "confident_mistakes.manifest.json", "conflicting_duplicates.csv",
+        "conflicting_duplicates.manifest.json"]
+    mistakes = pd.read_csv(folder / "confident_mistakes.csv", encoding="utf-8-sig")
+    assert list(mistakes.columns) == ["id", "text", "code", "given_code", "given_topic", "model_code", "model_topic",
+                                      "model_probability", "reason"]
+    assert len(mistakes) > 0 and mistakes["code"].isna().all()
+    assert (mistakes["given_code"] != mistakes["model_code"]).all()
+    assert mistakes["model_probability"].is_monotonic_decreasing
+    assert f"review sheets: review/confident_mistakes.csv ({len(mistakes)} most confident mistakes on the test" in out
+    assert f"mlflow artifacts download -r {run.info.run_id} -a review" in out
 
 
 def test_verbose_shows_what_the_libraries_print(home):
@@ -208,14 +241,23 @@ def test_bad_input_gets_one_line_and_leaves_nothing_behind(case, home, tmp_path)
 
 def test_subtopic_codes_and_float_codes_train_as_major_topics_and_cleaning_is_summed_up(home, tmp_path):
     rows = GOOD_ROWS.replace(",4\n", ",401\n").replace(",3\n", ",3.0\n")
-    data = write(tmp_path / "coded.csv", "body,topic\n" + rows + '"   ",3\n"Bridge repairs",\n')
+    conflicting = '"Farm credit act",4\n"Farm credit act",1\n'
+    data = write(tmp_path / "coded.csv", "body,topic\n" + rows + '"   ",3\n"Bridge repairs",\n' + conflicting)
     result = call_cli(["train", "data=local", f"data.path={data}", "data.text_column=body",
                        "data.label_column=topic", "prep.test_size=0.2", "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     assert "coded.csv: 12 labels are CAP subtopic codes (401, ...): each is coded as its major topic" in result.stderr
-    assert ("    cleaning: 26 rows read; 24 kept; 1 empty texts dropped; 1 missing labels dropped; "
-            "12 subtopic codes coded as their major topic") in result.stdout.splitlines()
+    cleaning = ("    cleaning: 28 rows read; 24 kept; 1 empty texts dropped; 1 missing labels dropped; 2 rows of 1 "
+                "texts with conflicting labels dropped; 12 subtopic codes coded as their major topic")
+    assert cleaning in result.stdout.splitlines()
     assert "Unknown topic" not in result.stdout
+    assert "review/conflicting_duplicates.csv (2 copies of 1 texts with conflicting codes)" in result.stdout
+    sheet = Path(store_client(home).download_artifacts(mlflow_runs(home, "local")[0].info.run_id,
+                                                       "review/conflicting_duplicates.csv"))
+    copies = sheet.read_text(encoding="utf-8-sig").splitlines()[1:]
+    assert [line.split(",")[3] for line in copies] == ["4", "1"]  # given_code of each copy, in file order
+    assert "this copy is at line 28 of " in copies[0]
+    assert "coded 1 Macroeconomics (line 29) and 4 Agriculture (line 28)" in copies[0]
 
 
 def small_corpus(tmp_path: Path, per_topic: int = 11) -> Path:

@@ -4,6 +4,7 @@ confusion-matrix plot. matplotlib is imported only when something is plotted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +76,18 @@ def ngram_table(ngrams: dict[int, list[tuple[str, float]]]) -> pd.DataFrame:
 
 
 def markdown_report(title: str, evaluations: list[SplitEvaluation], ngrams: pd.DataFrame,
-                    cleaning: str) -> str:
-    """A readable report of the run: data, headline metrics, per-topic table, top n-grams."""
+                    cleaning: str, agreement: Sequence[str] = ()) -> str:
+    """A readable report of the run: data, headline metrics, agreement with the given codes (its section's
+    lines, see :meth:`policy_topics.evaluation.agreement.SplitAgreement.markdown`), per-topic table, top
+    n-grams."""
     lines = [f"# {title}", "", f"Data: {cleaning}", "", "| split | docs | accuracy | macro-F1 | weighted-F1 |",
              "|---|---:|---:|---:|---:|"]
     for ev in evaluations:
         m = ev.metrics
         lines.append(f"| {ev.split} | {int(m['n_docs'])} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
                      f"{m['weighted_f1']:.3f} |")
+    if agreement:
+        lines += ["", "## Agreement with the given codes", "", *agreement]
     test = evaluations[-1]
     lines += ["", f"## Per topic ({test.split})", "", "| code | topic | precision | recall | F1 | support |",
               "|---:|---|---:|---:|---:|---:|"]

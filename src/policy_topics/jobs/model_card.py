@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from policy_topics import taxonomy
+from policy_topics.evaluation.agreement import SplitAgreement
 from policy_topics.evaluation.metrics import SplitEvaluation
 from policy_topics.evaluation.report import markdown_table
 from policy_topics.jobs.analysis import TrainingAnalysis, cv_frame, final_training_rows
@@ -87,7 +88,8 @@ def _pool_lines(container: Mapping[str, Any]) -> list[str]:
 
 
 def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitEvaluation], report: TrainingAnalysis,
-           pipeline: Any, run_id: str, model_uri: str | None, registered: str | None) -> str:
+           pipeline: Any, run_id: str, model_uri: str | None, registered: str | None,
+           agreement: SplitAgreement) -> str:
     """The card as Markdown."""
     from policy_topics.models.pipeline import is_calibrated
 
@@ -124,6 +126,8 @@ def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitE
         "## Evaluation", "",
         *([f"**Small corpus**: {container['_small_corpus']}.", ""] if container.get("_small_corpus") else []),
         *_evaluation_lines(evaluations, report), "",
+        "## Agreement with the given codes", "",
+        *agreement.markdown(), "",
         "## Per topic", "",
         *markdown_table(_per_topic(evaluations, report, train_counts)), "",
         f"## Auto-coding: coverage at {analysis.point.target:.0%} accuracy", "",

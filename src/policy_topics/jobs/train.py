@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from policy_topics import taxonomy
 from policy_topics.evaluation.metrics import SplitEvaluation
+from policy_topics.jobs import review
 from policy_topics.jobs.stages import Stages
 from policy_topics.reporting import reporter
 
@@ -57,6 +58,7 @@ def _run_training(cfg: DictConfig) -> TrainingResult:
     target = tracking_target(container["tracking"])
     check_reachable(target)
     options = EvaluationOptions.from_config(container["evaluation"])
+    review.check_settings(container["evaluation"])
     reporter().line(f"policy-topics train: data={container['data']['name']} model={container['model']['name']} "
                     f"-> {target.uri} (experiment '{target.experiment}')")
 
@@ -235,8 +237,11 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     metrics.update(_unseen_metrics(container, prepared, evaluations, cv is not None))
     autocode = choose(evaluations, cv is not None, options.grid, options.target_accuracy)
     metrics.update(autocode.metrics())
+    with stages.stage("agreement"):
+        agreement = review.training_agreement(container, evaluations, cv is not None, autocode.threshold)
+    metrics.update(agreement.metrics())
     with stages.stage("log results"):
-        _log_results(container, prepared, evaluations, ngrams, metrics, stages)
+        _log_results(container, prepared, evaluations, ngrams, metrics, stages, agreement.markdown())
 
     model_uri = registered = None
     if container["tracking"].get("log_model", True):
@@ -252,12 +257,15 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
                 registered = f"models:/{name}/{version}"
                 note["detail"] = f"registered {registered}"
     mlflow.set_tag(DESCRIPTION_TAG, headline(container, metrics, registered))
+    with stages.stage("log review sheets"):
+        sheets = review.log_review_sheets(container, prepared, evaluations, cv is not None, pipeline, run_id,
+                                          model_uri, target.uri)
     with stages.stage("log model card"):
         mlflow.log_text(model_card.render(container, prepared, evaluations, findings, pipeline, run_id, model_uri,
-                                          registered), "model_card.md")
+                                          registered, agreement), "model_card.md")
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered,
-                          target.ui_command(mlflow.active_run().info.experiment_id),
-                          stages.timings, findings.lines + autocode.lines() + _hints(container, metrics))
+                          target.ui_command(mlflow.active_run().info.experiment_id), stages.timings,
+                          findings.lines + autocode.lines() + agreement.lines() + sheets + _hints(container, metrics))
 
 
 def _unseen_metrics(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation],
@@ -282,7 +290,7 @@ def _hints(container: dict[str, Any], metrics: dict[str, float]) -> list[str]:
 
 
 def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation], ngrams: pd.DataFrame,
-                 metrics: dict[str, float], stages: Stages) -> None:
+                 metrics: dict[str, float], stages: Stages, agreement: list[str]) -> None:
     """Metrics (quality and stage timings) and the per-split tables, confusion plot, top n-grams and report."""
     import mlflow
 
@@ -301,7 +309,7 @@ def _log_results(container: dict[str, Any], prepared: Any, evaluations: list[Spl
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (out / "report.md").write_text(markdown_report(
             f"{prepared.name} / {container['model']['name']}", evaluations, ngrams,
-            prepared.report["summary"]))
+            prepared.report["summary"], agreement))
         mlflow.log_metrics(metrics)
         mlflow.log_metrics({TIMING_PREFIX + re.sub(r"\W+", "_", k) + "_s": v for k, v in stages.timings.items()})
         mlflow.log_artifacts(str(out))
