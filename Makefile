@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
-	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage clean
+	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage bench-loop clean
 
 ## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
 install: $(VENV)/.installed-core
@@ -97,6 +97,11 @@ bench-laws: install
 ## held-back half of uscongress (needs the data mirror); writes outputs/sample_coverage/sample_coverage.{json,md}.
 bench-sample-coverage: install
 	$(BIN)/python experiments/sample_coverage.py $(ARGS)
+
+## Active learning against random coding, simulated on uscongress, nytimes and the UK acts (5 seeds, 100 codes a
+## round; needs the data mirror); writes outputs/active_learning/active_learning.{json,md} and docs/img/active-learning.png.
+bench-loop: install
+	$(BIN)/python experiments/active_learning_benchmark.py $(ARGS)
 
 ## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
 ## peak memory). Long: the 1M in-memory runs peak at ~7 GB. Installs the `bench` extra (fastText).
