@@ -49,15 +49,36 @@ def store(tmp_path_factory, demo_store: TrainedStore) -> TrainedStore:
 
 
 @pytest.fixture(scope="module")
-def sheet(store: TrainedStore, tmp_path_factory) -> Path:
-    from policy_topics.jobs.sample import SampleRequest, run_sample
-
+def sampled(store: TrainedStore, tmp_path_factory):
     path = tmp_path_factory.mktemp("sheets") / "sample.csv"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("POLICY_TOPICS_HOME", str(store.home))
-        run_sample(SampleRequest(str(DEMO), path, n=200, seed=0, stratify=True, model=store.registered))
+    result = call_cli(["sample", "--input", str(DEMO), "--n", "200", "--stratify", "--model", store.registered,
+                       "--output", str(path)], store.home)
+    assert result.returncode == 0, result.stderr
+    return path, result
+
+
+@pytest.fixture(scope="module")
+def sheet(sampled) -> Path:
+    path, _ = sampled
     _code(path)
     return path
+
+
+def test_sample_writes_a_stratified_sheet_and_says_what_it_drew(sampled) -> None:
+    path, result = sampled
+    assert result.stderr.splitlines()[0] == "200 of 924 documents sampled stratified over 21 predicted topics"
+    manifest = json.loads(path.with_name("sample.manifest.json").read_text())
+    assert manifest["design"] == "stratified" and manifest["model"] == "models:/topics-demo/1"
+    assert sum(s["size"] for s in manifest["strata"].values()) == 924
+    assert sum(s["sampled"] for s in manifest["strata"].values()) == 200 == len(manifest["stratum_of"])
+
+
+def test_a_sample_larger_than_the_corpus_is_one_line(store, tmp_path) -> None:
+    result = call_cli(["sample", "--input", str(DEMO), "--n", "1000", "--output", str(tmp_path / "s.csv")],
+                      store.home)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "error: --n 1000 is more than the 924 documents of cap_demo.csv; ask for at most --n 924")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +177,9 @@ def test_threshold_from_takes_the_same_model_by_another_name_and_refuses_a_run_o
     result = call_cli(["predict", "--threshold-from", run.info.run_id, "--model", store.model_uri, "a text"],
                       store.home)
     assert result.returncode == 0, result.stderr  # the same model under its logged-model URI
-    other = call_cli(["predict", "--threshold-from", store.run_id, "a text"], store.home)
-    assert other.returncode == 2 and other.stderr.strip() == (
-        f"error: run {store.run_id} is no evaluation on a coded sample; give the run id of policy-topics evaluate "
-        "model_ref=MODEL coded_sample=SHEET.csv")
+    for command in ("predict", "serve"):
+        other = call_cli([command, "--threshold-from", store.run_id, "a text"][: 3 if command == "serve" else 4],
+                         store.home)
+        assert other.returncode == 2 and other.stderr.strip() == (
+            f"error: run {store.run_id} is no evaluation on a coded sample; give the run id of policy-topics "
+            "evaluate model_ref=MODEL coded_sample=SHEET.csv")
