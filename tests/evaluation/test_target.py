@@ -120,7 +120,13 @@ def test_too_few_coded_documents_say_how_many_more_to_code_and_that_many_would_d
 
 def test_a_target_out_of_reach_says_coding_more_will_not_find_one() -> None:
     table = _table([0.5, 0.6, 0.7], [200, 100, 50], [0.43, 0.5, 0.56])
-    assert "coding more will not find one" in choose_threshold(table, 0.9, 200).advice
+    assert "coding more is not likely to establish one" in choose_threshold(table, 0.9, 200).advice
+
+
+def test_a_perfect_accuracy_on_a_handful_of_documents_is_not_extrapolated_from() -> None:
+    table = _table([0.6, 0.7, 1.0], [200, 100, 3], [0.53, 0.6, 0.44])
+    advice = choose_threshold(table, 0.9, 200).advice
+    assert advice.startswith("no threshold reaches 90% accuracy on 10 coded documents or more (the best: 0.700")
 
 
 def test_the_estimates_of_a_sample_hold_intervals_a_threshold_and_agreement() -> None:

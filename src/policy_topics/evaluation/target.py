@@ -31,6 +31,7 @@ import pandas as pd
 
 Z = 1.959963984540054  # two-sided 95%
 MIN_CODED = 30  # coded documents an interval rests on, at the least
+MIN_ADVICE = 10  # coded documents a threshold's accuracy must rest on before it is extrapolated from
 RESAMPLES = 1000
 
 
@@ -195,9 +196,10 @@ def choose_threshold(table: pd.DataFrame, target: float, n_docs: int, min_coded:
 
 def more_to_code(table: pd.DataFrame, target: float, n_docs: int, min_coded: int = MIN_CODED) -> str:
     """One line: about how many more documents to code until some threshold's lower bound reaches ``target``
-    (assuming its accuracy and share stay as measured), or that none will."""
+    (assuming its accuracy and share stay as measured on at least :data:`MIN_ADVICE` documents), or that
+    coding more is not likely to establish one."""
     best: tuple[int, dict[str, Any]] | None = None
-    for row in table[table["n_coded"] > 0].to_dict("records"):
+    for row in table[table["n_coded"] >= MIN_ADVICE].to_dict("records"):
         effective = needed(row["accuracy"], target)
         if effective is None:
             continue
@@ -207,10 +209,11 @@ def more_to_code(table: pd.DataFrame, target: float, n_docs: int, min_coded: int
         if best is None or more < best[0]:
             best = (more, row)
     if best is None:
-        top = table[table["n_coded"] > 0].sort_values("accuracy", ascending=False).head(1).to_dict("records")
-        seen = f" (the best: {top[0]['accuracy']:.3f} at threshold {top[0]['threshold']:.2f})" if top else ""
-        return (f"no threshold reaches {target:.0%} accuracy on this corpus, not even as a point estimate{seen}; "
-                "coding more will not find one: code it by hand, or train on coded documents of it")
+        top = table[table["n_coded"] >= MIN_ADVICE].sort_values("accuracy", ascending=False).head(1)
+        seen = "".join(f" (the best: {r.accuracy:.3f} at threshold {r.threshold:.2f}, on {r.n_coded} coded documents)"
+                       for r in top.itertuples())
+        return (f"no threshold reaches {target:.0%} accuracy on {MIN_ADVICE} coded documents or more{seen}; coding "
+                "more is not likely to establish one: code this corpus by hand, or train on coded documents of it")
     more, row = best
     return (f"no threshold is established for {target:.0%} accuracy yet: code about {more} more documents "
             f"drawn the same way (threshold {row['threshold']:.2f} has accuracy {row['accuracy']:.3f} on "
