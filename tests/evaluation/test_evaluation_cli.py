@@ -139,6 +139,9 @@ def test_model_card_has_data_digest_intervals_topics_coverage_and_limits(cv_run)
     other = per_topic.loc[99, "support"]
     assert f"fewer than 50 training documents (their scores are noisy): 99 Other ({other} docs" in card
     assert "9 Immigration" in card.split("## Known limits")[1]  # never seen in uscongress
+    agreement = card.split("## Agreement with the given codes")[1].split("## Per topic")[0]
+    assert "on the out-of-fold predictions" in agreement and f"| {run.data.metrics['oof_kappa']:.3f} |" in agreement
+    assert run.data.metrics["oof_autocoded_kappa"] > run.data.metrics["oof_kappa"]  # the sure share agrees more
 
 
 def test_cross_domain_evaluation_reports_unseen_topics_apart(cross_domain):
@@ -159,6 +162,8 @@ def test_cross_domain_evaluation_reports_unseen_topics_apart(cross_domain):
     per_topic = pd.read_csv(artifact(home, run.info.run_id, "per_topic.csv"))
     assert set(per_topic.loc[~per_topic["seen_in_training"], "code"]) == MEDIA_CODES
     assert "## Topics the model never saw" in artifact(home, run.info.run_id, "report.md").read_text()
+    assert m["all_kappa_low"] <= m["all_kappa"] <= m["all_kappa_high"] and m["all_alpha"] < m["all_accuracy"]
+    assert f"agreement with the given codes on the rows of nytimes ({int(m['all_n_docs']):,} docs): kappa " in out
 
 
 def test_evaluation_metrics_are_linked_to_the_logged_model(cross_domain):
@@ -192,6 +197,9 @@ def test_in_domain_evaluation_scores_the_test_split_like_training_did(demo_store
     assert run.data.metrics["unseen_n_docs"] == 0 and run.data.metrics["shared_n_docs"] == trained["test_n_docs"]
     assert run.data.metrics["shared_macro_f1"] == pytest.approx(trained["test_macro_f1"], abs=1e-9)
     assert run.data.metrics["shared_ece"] == pytest.approx(trained["test_ece"], abs=1e-6)
+    for name in ("test_kappa", "test_alpha_low", "test_autocoded_kappa", "test_autocoded_alpha_high"):
+        assert run.data.metrics[name] == pytest.approx(trained[name], abs=1e-9)  # same rows, codes and resamples
+    assert "## Agreement with the given codes" in artifact(home, run.info.run_id, "report.md").read_text()
 
 
 def test_a_training_run_reports_coverage_calibration_errors_and_a_card_on_its_test_split(demo_store):

@@ -25,7 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from policy_topics import taxonomy
 from policy_topics.errors import ConfigError
+from policy_topics.evaluation.agreement import SplitAgreement
 from policy_topics.evaluation.metrics import SplitEvaluation
+from policy_topics.jobs import review
 from policy_topics.jobs.analysis import Analysis, EvaluationOptions
 
 # What identifies a prepared dataset besides the source file (see data.prep.fingerprint).
@@ -116,6 +118,7 @@ class EvaluationResult:
     unseen: pd.DataFrame
     analyses: list[Analysis]
     ui_command: str
+    agreement: SplitAgreement | None = None
 
 
 def unseen_table(ev: SplitEvaluation, known: set[int]) -> pd.DataFrame:
@@ -150,6 +153,7 @@ def _run_evaluation(cfg: DictConfig) -> EvaluationResult:
     stages = Stages()
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     options = EvaluationOptions.from_config(container["evaluation"])
+    review.check_settings(container["evaluation"])
     for key, on in (("cv_folds", options.cv_folds), ("compare_calibration", options.compare_calibration),
                     ("learning_curve.enabled", options.learning_curve)):
         if on:
@@ -181,20 +185,22 @@ def _run_evaluation(cfg: DictConfig) -> EvaluationResult:
         shared = everything.subset(seen, "shared")
         unseen = unseen_table(everything, known)
         note["detail"] = f"{len(texts):,} docs, {int((~seen).sum()):,} of them in topics the model never saw"
+    with stages.stage("agreement"):
+        agreement = review.evaluation_agreement(container, everything, loaded.predictor, rows.in_domain, prepared.name)
 
     from policy_topics.tracking.runs import start_run
 
     run_name = container["tracking"].get("run_name") or f"evaluate {trained.dataset} model on {prepared.name}"
     with start_run(target, run_name) as eval_run:
         metrics, analyses = _log(container, prepared, rows, resolved.uri, trained, everything, shared, unseen,
-                                 options, stages)
+                                 options, stages, agreement)
         return EvaluationResult(eval_run.info.run_id, target.experiment, rows, metrics, shared, everything, unseen,
-                                analyses, target.ui_command(eval_run.info.experiment_id))
+                                analyses, target.ui_command(eval_run.info.experiment_id), agreement)
 
 
 def _log(container: Mapping[str, Any], prepared: Any, rows: Rows, model_uri: str, trained: TrainingRun,
          everything: SplitEvaluation, shared: SplitEvaluation, unseen: pd.DataFrame, options: EvaluationOptions,
-         stages: Any) -> tuple[dict[str, float], list[Analysis]]:
+         stages: Any, agreement: SplitAgreement) -> tuple[dict[str, float], list[Analysis]]:
     import mlflow
 
     from policy_topics.evaluation.report import plot_confusion
@@ -225,6 +231,7 @@ def _log(container: Mapping[str, Any], prepared: Any, rows: Rows, model_uri: str
                         "unseen_topics": float(len(unseen))})
         for analysis in analyses:
             metrics.update(analysis.metrics())
+        metrics.update(agreement.metrics())
         per_topic = everything.per_topic.assign(seen_in_training=lambda t: t.index.isin(shared.classes))
         per_topic.to_csv(out / "per_topic.csv")
         everything.confusion.to_csv(out / "confusion.csv")
@@ -232,7 +239,8 @@ def _log(container: Mapping[str, Any], prepared: Any, rows: Rows, model_uri: str
                        f"(shared-topic macro-F1 {shared.metrics['macro_f1']:.3f})")
         unseen.to_csv(out / "unseen_topics.csv", index=False)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (out / "report.md").write_text(report(title, model_uri, trained, rows, shared, everything, unseen, analyses))
+        (out / "report.md").write_text(report(title, model_uri, trained, rows, shared, everything, unseen, analyses,
+                                              agreement.markdown()))
         mlflow.log_artifacts(str(out))
     with stages.stage("log metrics"):
         # Linked to the evaluated LoggedModel and the scored dataset, so the model's page lists them too.
@@ -248,7 +256,8 @@ def headline_rows(shared: SplitEvaluation, everything: SplitEvaluation) -> pd.Da
 
 
 def report(title: str, model_uri: str, trained: TrainingRun, rows: Rows, shared: SplitEvaluation,
-           everything: SplitEvaluation, unseen: pd.DataFrame, analyses: list[Analysis]) -> str:
+           everything: SplitEvaluation, unseen: pd.DataFrame, analyses: list[Analysis],
+           agreement: list[str] | None = None) -> str:
     """The evaluation run's ``report.md``."""
     from policy_topics.evaluation.report import markdown_table
 
@@ -259,6 +268,8 @@ def report(title: str, model_uri: str, trained: TrainingRun, rows: Rows, shared:
     else:
         lines += [f"## Topics the model never saw: {int(unseen['docs'].sum()):,} documents "
                   f"({unseen['share'].sum():.1%})", "", *markdown_table(unseen, "{:.3f}")]
+    if agreement:
+        lines += ["", "## Agreement with the given codes", "", *agreement]
     for analysis in analyses:
         lines += ["", f"## {analysis.what}", "", *[line.strip() for line in analysis.lines()]]
     lines += ["", "## Per topic", "", *markdown_table(everything.per_topic.reset_index())]
@@ -279,6 +290,7 @@ def summary(result: EvaluationResult) -> str:
                      f"{len(unseen)} topics: " + ", ".join(f"{r.code} {r.topic} {r.docs}" for r in unseen.itertuples()))
     for analysis in result.analyses:
         lines += analysis.lines()
+    lines += result.agreement.lines() if result.agreement is not None else []
     lines += ["", f"  run id      {result.run_id}  (experiment '{result.experiment}')",
               f"  MLflow UI   {result.ui_command}"]
     return "\n".join(lines)

@@ -47,8 +47,18 @@ def training_agreement(container: Mapping[str, Any], evaluations: Sequence[Split
     """Kappa and alpha of the model against the given codes on the test split (out-of-fold under
     cross-validation), on all documents and on the share auto-coded at the run's threshold."""
     ev, what = _scored(evaluations, cross_validated)
-    return on_predictions(ev.y_true, ev.y_pred, ev.confidence, threshold, ev.split, what,
+    return on_predictions(ev.y_true, ev.y_pred, ev.confidence, threshold, ev.split.replace("validation", "val"), what,
                           resamples_setting(container["evaluation"]), int(container["seed"]))
+
+
+def evaluation_agreement(container: Mapping[str, Any], everything: SplitEvaluation, predictor: Any,
+                         in_domain: bool, dataset: str) -> SplitAgreement:
+    """Kappa and alpha of a logged model against the given codes of the rows ``evaluate`` scored (topics it never
+    saw count as disagreements), on all of them and on the share auto-coded at the model's own threshold."""
+    threshold = predictor.threshold if predictor.threshold_source == "model" else None
+    what = "test split" if in_domain else f"rows of {dataset}"
+    return on_predictions(everything.y_true, everything.y_pred, everything.confidence, threshold, everything.split,
+                          what, resamples_setting(container["evaluation"]), int(container["seed"]))
 
 
 def log_review_sheets(container: Mapping[str, Any], prepared: Any, evaluations: Sequence[SplitEvaluation],
