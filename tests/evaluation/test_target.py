@@ -123,6 +123,14 @@ def test_a_target_out_of_reach_says_coding_more_will_not_find_one() -> None:
     assert "coding more is not likely to establish one" in choose_threshold(table, 0.9, 200).advice
 
 
+def test_advice_to_code_more_documents_than_the_corpus_has_left_says_so() -> None:
+    table = _table([0.6, 0.92], [200, 25], [0.53, 0.75])
+    assert "code about" in choose_threshold(table, 0.9, 200).advice
+    advice = choose_threshold(table, 0.9, 200, corpus_size=1000).advice
+    assert advice.startswith("no threshold can be established for 90% accuracy on this corpus by coding more: it "
+                             "would take about") and "and 800 are left" in advice
+
+
 def test_a_perfect_accuracy_on_a_handful_of_documents_is_not_extrapolated_from() -> None:
     table = _table([0.6, 0.7, 1.0], [200, 100, 3], [0.53, 0.6, 0.44])
     advice = choose_threshold(table, 0.9, 200).advice

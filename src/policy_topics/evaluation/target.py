@@ -183,18 +183,20 @@ class Choice:
     advice: str = ""
 
 
-def choose_threshold(table: pd.DataFrame, target: float, n_docs: int, min_coded: int = MIN_CODED) -> Choice:
+def choose_threshold(table: pd.DataFrame, target: float, n_docs: int, corpus_size: int | None = None,
+                     min_coded: int = MIN_CODED) -> Choice:
     """The lowest threshold whose accuracy interval's lower bound reaches ``target`` on at least ``min_coded``
     auto-coded documents; else how many more documents (of the ``n_docs`` coded so far, drawn the same
-    way) would establish one."""
+    way from ``corpus_size``) would establish one."""
     eligible = table[(table["n_coded"] >= min_coded) & (table["accuracy_low"] >= target)]
     if not eligible.empty:
         row = eligible.iloc[0].to_dict()
         return Choice(target, float(row["threshold"]), row)
-    return Choice(target, None, None, more_to_code(table, target, n_docs, min_coded))
+    return Choice(target, None, None, more_to_code(table, target, n_docs, corpus_size, min_coded))
 
 
-def more_to_code(table: pd.DataFrame, target: float, n_docs: int, min_coded: int = MIN_CODED) -> str:
+def more_to_code(table: pd.DataFrame, target: float, n_docs: int, corpus_size: int | None = None,
+                 min_coded: int = MIN_CODED) -> str:
     """One line: about how many more documents to code until some threshold's lower bound reaches ``target``
     (assuming its accuracy and share stay as measured on at least :data:`MIN_ADVICE` documents), or that
     coding more is not likely to establish one."""
@@ -215,6 +217,11 @@ def more_to_code(table: pd.DataFrame, target: float, n_docs: int, min_coded: int
         return (f"no threshold reaches {target:.0%} accuracy on {MIN_ADVICE} coded documents or more{seen}; coding "
                 "more is not likely to establish one: code this corpus by hand, or train on coded documents of it")
     more, row = best
+    if corpus_size is not None and more > corpus_size - n_docs:
+        return (f"no threshold can be established for {target:.0%} accuracy on this corpus by coding more: it would "
+                f"take about {more:,} more documents, and {corpus_size - n_docs:,} are left (the closest: threshold "
+                f"{row['threshold']:.2f}, accuracy {row['accuracy']:.3f} on {row['n_coded']} coded documents); code "
+                "the rest by hand, lower the target, or train on coded documents of this corpus")
     return (f"no threshold is established for {target:.0%} accuracy yet: code about {more} more documents "
             f"drawn the same way (threshold {row['threshold']:.2f} has accuracy {row['accuracy']:.3f} on "
             f"{row['n_coded']} coded documents; its interval must rest on more to clear {target:.0%})")
@@ -261,7 +268,7 @@ def estimate(human: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, d
     human, predicted = np.asarray(human), np.asarray(predicted)
     correct = human == predicted
     table = threshold_table(correct, confidence, design, grid)
-    choice = choose_threshold(table, target, len(human))
+    choice = choose_threshold(table, target, len(human), int(sum(design.sizes.values())))
     auto = {}
     if choice.threshold is not None:
         coded = np.asarray(confidence) >= choice.threshold
