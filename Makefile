@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
-	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage bench-loop clean
+	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage bench-loop bench-agreement clean
 
 ## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
 install: $(VENV)/.installed-core
@@ -97,6 +97,10 @@ bench-laws: install
 ## held-back half of uscongress (needs the data mirror); writes outputs/sample_coverage/sample_coverage.{json,md}.
 bench-sample-coverage: install
 	$(BIN)/python experiments/sample_coverage.py $(ARGS)
+
+## What kappa and alpha with their bootstrap intervals cost a run, on synthetic codes of 185 to 20,000 documents.
+bench-agreement: install
+	$(BIN)/python experiments/bench_agreement.py $(ARGS)
 
 ## Active learning against random coding, simulated on uscongress, nytimes and the UK acts (5 seeds, 100 codes a
 ## round; needs the data mirror); writes outputs/active_learning/active_learning.{json,md} and docs/img/active-learning.png.
