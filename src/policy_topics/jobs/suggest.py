@@ -3,7 +3,7 @@
 The model codes every document of the corpus; the ones it is least sure of (the smallest margin between its two
 best topics), spread over the corpus and never two of the same text (:mod:`policy_topics.models.active`), are
 written as a coder sheet with the model's three best guesses beside each (``guess_1``, ``guess_1_topic``,
-``guess_1_probability``, ...). Documents already on the coded sheets given to ``exclude`` are left out. Once
+``guess_1_probability``, ...). Documents whose text is on the coded sheets given to ``exclude`` are left out. Once
 coded, the sheet goes back into training through ``data.extra_coded`` (see :mod:`policy_topics.data.extra`).
 """
 
@@ -37,8 +37,8 @@ def suggest(model_ref: str | None, documents: Iterator[Any], n: int, seed: int, 
             exclude: Sequence[Path] = (), source: Path | None = None) -> Suggestion:
     """Rank ``documents`` (:class:`policy_topics.serving.documents.Document`) with the model, pick ``n`` and
     write the sheet ``output`` (with its manifest). Checks run before any file is written."""
-    from policy_topics.data.sheets import text_digest, write_sheet
-    from policy_topics.models.active import distinct_rows, margins, pick
+    from policy_topics.data.sheets import write_sheet
+    from policy_topics.models.active import distinct_rows, margins, pick, text_key
     from policy_topics.tracking.registry import load, resolve
 
     if n < 1:
@@ -50,7 +50,7 @@ def suggest(model_ref: str | None, documents: Iterator[Any], n: int, seed: int, 
     predictor = loaded.predictor
     seen = _excluded_texts(exclude, predictor.codes)
     docs = [d for d in documents if d.text.strip()]
-    kept = [d for d in docs if text_digest(d.text) not in seen]
+    kept = [d for d in docs if text_key(d.text) not in seen]
     if not docs:
         raise DataSourceError("no document with a text in the input; check --input and --column")
     distinct = len(distinct_rows([d.text for d in kept]))
@@ -75,12 +75,14 @@ def suggest(model_ref: str | None, documents: Iterator[Any], n: int, seed: int, 
 
 
 def _excluded_texts(sheets: Sequence[Path], codes: Sequence[int]) -> set[str]:
-    """The text digests of the rows of the coded sheets ``sheets`` (each checked against its manifest)."""
-    from policy_topics.data.sheets import read_coded_sheet, text_digest
+    """The texts (:func:`~policy_topics.models.active.text_key`) of the rows of the coded sheets ``sheets``, each
+    checked against its manifest."""
+    from policy_topics.data.sheets import read_coded_sheet
+    from policy_topics.models.active import text_key
     from policy_topics.taxonomy import TOPICS
 
     known = set(TOPICS) | {int(c) for c in codes}
-    return {text_digest(t) for sheet in sheets for t in read_coded_sheet(Path(sheet), known).frame["text"]}
+    return {text_key(t) for sheet in sheets for t in read_coded_sheet(Path(sheet), known).frame["text"]}
 
 
 def _frame(docs: Sequence[Any]) -> Any:

@@ -28,11 +28,16 @@ def margins(scores: np.ndarray) -> np.ndarray:
     return top_two[:, 1] - top_two[:, 0]
 
 
+def text_key(text: str) -> str:
+    """What makes two texts the same document here: equal after NFKC normalization, case and spaces folded."""
+    return " ".join(normalize_text(str(text), "NFKC").casefold().split())
+
+
 def distinct_rows(texts: Sequence[str]) -> np.ndarray:
-    """Indices of the first row of each text, comparing texts normalized (NFKC, case and spaces folded)."""
+    """Indices of the first row of each text, comparing texts by :func:`text_key`."""
     seen: dict[str, int] = {}
     for i, text in enumerate(texts):
-        seen.setdefault(" ".join(normalize_text(str(text), "NFKC").casefold().split()), i)
+        seen.setdefault(text_key(text), i)
     return np.fromiter(seen.values(), dtype=int, count=len(seen))
 
 
