@@ -118,7 +118,9 @@ def coverage_check(human: np.ndarray, proba: np.ndarray, classes: np.ndarray, se
         found = estimate(human[picked], predicted[picked], confidence[picked], design, thresholds(0.01), target, seed)
         metrics = found.metrics()
         truth = truths(human, predicted, confidence, found.choice.threshold)
-        row: dict[str, Any] = {"seed": seed, "threshold": found.choice.threshold, "advice": found.choice.advice}
+        row: dict[str, Any] = {"seed": seed, "threshold": found.choice.threshold, "advice": found.choice.advice,
+                               "target_met": None if found.choice.threshold is None else
+                               bool(truth["accuracy_at_threshold"] >= target)}
         for figure in FIGURES:
             key = f"sample_{figure}" if figure in ("accuracy", "macro_f1") else f"sample_{figure.split('_at_')[0]}"
             suffix = "" if figure in ("accuracy", "macro_f1") else "_at_threshold"
@@ -132,7 +134,9 @@ def coverage_check(human: np.ndarray, proba: np.ndarray, classes: np.ndarray, se
 
 def summarise(table: pd.DataFrame) -> dict[str, Any]:
     """Per figure: how many seeds' intervals covered the truth, of how many that had one; mean interval width."""
-    out: dict[str, Any] = {"seeds": len(table), "threshold_chosen": int(table["threshold"].notna().sum())}
+    chosen = table["accuracy_at_threshold_true"].notna()
+    out: dict[str, Any] = {"seeds": len(table), "threshold_chosen": int(chosen.sum()),
+                           "true_accuracy_reached_target": int(table.loc[chosen, "target_met"].astype(bool).sum())}
     for figure in FIGURES:
         had = table[f"{figure}_covered"].notna()
         out[figure] = {"covered": int(table.loc[had, f"{figure}_covered"].astype(bool).sum()), "of": int(had.sum()),
@@ -151,6 +155,9 @@ def markdown(results: dict[str, Any]) -> str:
              f"Target corpus: {where}. {results['machine']}, {results['date']}, {results['seconds']:.0f} s.", "",
              "| design | figure | seeds with an interval | intervals covering the truth | mean width |",
              "|---|---|---:|---:|---:|"]
+    met = [f"{design}: {v['summary']['true_accuracy_reached_target']} of {v['summary']['threshold_chosen']}"
+           for design, v in results["designs"].items()]
+    lines[4:4] = [f"Seeds whose chosen threshold truly reached the target accuracy: {'; '.join(met)}.", ""]
     for design, summary in results["designs"].items():
         for figure in FIGURES:
             s = summary["summary"][figure]

@@ -40,8 +40,10 @@ def test_the_coverage_check_compares_each_interval_with_the_true_figure_of_the_h
         assert row["accuracy_at_threshold_true"] == pytest.approx(np.mean(human[coded] == predicted[coded]))
         assert row["coverage_at_threshold_true"] == pytest.approx(coded.mean())
         assert row["accuracy_at_threshold_low"] >= 0.7
+        assert row["target_met"] == (row["accuracy_at_threshold_true"] >= 0.7)
     summary = bench.summarise(table)
-    assert summary["seeds"] == 2 and all(0 <= summary[f]["covered"] <= summary[f]["of"] <= 2 for f in bench.FIGURES)
+    assert summary["seeds"] == 2 and summary["true_accuracy_reached_target"] <= summary["threshold_chosen"]
+    assert all(0 <= summary[f]["covered"] <= summary[f]["of"] <= 2 for f in bench.FIGURES)
     report = bench.markdown({"data": "demo", "target_data": None, "n": 80, "target": 0.7, "held_back_docs": len(held),
                              "machine": "m", "date": "d", "seconds": 1.0, "designs": {"random": {"summary": summary}}})
     assert report.count("\n| random |") == len(bench.FIGURES)
