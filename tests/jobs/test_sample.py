@@ -52,6 +52,14 @@ def test_ids_come_from_the_corpus_id_column_and_empty_texts_are_skipped(tmp_path
     assert manifest["skipped_empty"] == 2 and manifest["design"] == "random" and manifest["corpus_size"] == 8
 
 
+def test_a_text_file_is_one_document_per_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "speeches.txt"
+    corpus.write_text("First speech\n\nSecond speech\nThird speech\n", encoding="utf-8")
+    result = run_sample(SampleRequest(str(corpus), tmp_path / "s.csv", n=3, seed=0))
+    sheet = pd.read_csv(tmp_path / "s.csv", dtype=str, encoding="utf-8-sig")
+    assert sorted(sheet["id"]) == ["speeches.txt:1", "speeches.txt:3", "speeches.txt:4"] and result.empty == 1
+
+
 def test_a_sample_larger_than_the_corpus_says_how_many_documents_there_are(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--n 5000 is more than the 924 documents of cap_demo\.csv; ask for at "
                                           r"most --n 924"):

@@ -47,9 +47,9 @@ def read_corpus(source: str, column: str, id_column: str | None, encoding: str, 
     ``id_column``, else the corpus's ``id`` column when it has one, else where each document is (file:row)."""
     from policy_topics.serving.documents import Reading, read_documents
 
-    reading = Reading(column, id_column, [], encoding)
+    reading = Reading(column, id_column, [], encoding, lines=True)
     if id_column is None:
-        reading = Reading(column, "id" if "id" in _columns(source, reading, fmt) else None, [], encoding)
+        reading = Reading(column, "id" if "id" in _columns(source, reading, fmt) else None, [], encoding, lines=True)
     ids, texts, empty = [], [], 0
     for document in read_documents([], source, reading, fmt):
         if not document.text.strip():
