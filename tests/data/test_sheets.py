@@ -118,6 +118,11 @@ def test_a_sheet_without_its_manifest_is_refused(tmp_path: Path) -> None:
         read_coded_sheet(sheet, KNOWN)
 
 
+def test_a_missing_sheet_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SheetError, match=r"coded sheet not found: .*nothing\.csv; give the \.csv file"):
+        read_coded_sheet(tmp_path / "nothing.csv", KNOWN)
+
+
 def test_a_text_saved_with_windows_line_ends_still_matches(tmp_path: Path) -> None:
     frame = pd.DataFrame({"id": ["1"], "text": ["two\nlines "]})
     sheet = tmp_path / "s.csv"

@@ -119,6 +119,12 @@ def _named(ids: Sequence[Any], rows: Sequence[int] | None = None) -> str:
     return ", ".join(shown[:SHOWN_IDS]) + (f" and {more} more" if more > 0 else "")
 
 
+def check_exists(path: Path) -> None:
+    """A missing coded sheet is a :class:`~policy_topics.errors.SheetError` (checked before slow work)."""
+    if not Path(path).is_file():
+        raise SheetError(f"coded sheet not found: {path}; give the .csv file the coders filled in")
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     target = manifest_path(path)
     if not target.is_file():
@@ -134,8 +140,6 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _read_frame(path: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
-    if not path.is_file():
-        raise SheetError(f"coded sheet not found: {path}; give the .csv file the coders filled in")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -189,6 +193,7 @@ def read_coded_sheet(path: Path, known_codes: Collection[int]) -> CodedSheet:
     from policy_topics.data.sources import file_sha256
 
     path = Path(path)
+    check_exists(path)
     manifest = _read_manifest(path)
     frame = _read_frame(path, manifest)
     known = {int(c) for c in known_codes}

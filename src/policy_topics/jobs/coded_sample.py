@@ -79,6 +79,7 @@ def _experiment(container: Mapping[str, Any], overrides: Sequence[str], client: 
 
 def run_coded_sample(cfg: DictConfig, overrides: Sequence[str] = ()) -> SampleEvaluation:
     """The whole job for a composed ``conf/evaluate.yaml`` with ``coded_sample`` set."""
+    from policy_topics.data.sheets import check_exists
     from policy_topics.evaluation.target import estimate
     from policy_topics.jobs.analysis import EvaluationOptions
     from policy_topics.jobs.evaluate import TrainingRun
@@ -90,6 +91,7 @@ def run_coded_sample(cfg: DictConfig, overrides: Sequence[str] = ()) -> SampleEv
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     options = EvaluationOptions.from_config(container["evaluation"])
     path = Path(str(container["coded_sample"])).expanduser()
+    check_exists(path)  # before the model loads
     target = tracking_target(container["tracking"])
     check_reachable(target)
     resolved = resolve(container.get("model_ref"), target.uri)
