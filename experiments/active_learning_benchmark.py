@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=100, help="random codes to start from")
     parser.add_argument("--step", type=int, default=100, help="codes added per round")
     parser.add_argument("--max-labels", default="2000", help="codes at the last round, or 'all' (the whole pool)")
+    parser.add_argument("--candidates", type=int, default=None, help="the active strategy clusters the n * this "
+                        "many most uncertain documents into n (default: suggest's own; 1 = the n most uncertain)")
     parser.add_argument("--pool-limit", type=int, default=20_000, help="subsample larger pools to this many rows")
     parser.add_argument("--mirror", type=Path, default=None, help=f"data mirror root (default: ${MIRROR_ENV})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a Hydra override")
@@ -96,10 +98,13 @@ def schedule(start: int, step: int, max_labels: str, pool_size: int) -> list[int
 class Simulation:
     """One dataset's features (fit once on the pool texts) and its fits."""
 
-    def __init__(self, cfg: dict[str, Any], pool: pd.DataFrame, test: pd.DataFrame) -> None:
+    def __init__(self, cfg: dict[str, Any], pool: pd.DataFrame, test: pd.DataFrame,
+                 candidates: int | None = None) -> None:
         from policy_topics.features.build import build_features
+        from policy_topics.models.active import CANDIDATES_PER_PICK
 
         self.cfg, self.pool, self.test = cfg, pool, test
+        self.candidates = candidates or CANDIDATES_PER_PICK
         features = build_features(cfg["features"])
         self.x_pool = features.fit_transform(pool["text"].tolist())
         self.x_test = features.transform(test["text"].tolist())
@@ -131,7 +136,7 @@ class Simulation:
         scores = model.decision_function(self.x_pool[rest])
         if scores.ndim == 1:  # two topics coded so far
             scores = np.column_stack([-scores, scores])
-        return rest[pick([self.texts[i] for i in rest], -margins(scores), n, seed)]
+        return rest[pick([self.texts[i] for i in rest], -margins(scores), n, seed, self.candidates)]
 
     def curve(self, strategy: str, sizes: list[int], seed: int) -> list[float]:
         rng = np.random.default_rng(seed)
@@ -154,7 +159,7 @@ def codes_needed(sizes: list[int], curve: list[float], level: float) -> int | No
 def run_dataset(name: str, args: argparse.Namespace, home: Path, mirror: Path) -> dict[str, Any]:
     cfg, pool, test, whole = load(name, home, mirror, args.set, args.pool_limit)
     started = time.perf_counter()
-    sim = Simulation(cfg, pool, test)
+    sim = Simulation(cfg, pool, test, args.candidates)
     full = sim.macro_f1(sim.fit(np.arange(len(pool))))
     sizes = schedule(args.start, args.step, args.max_labels, len(pool))
     curves: dict[str, list[list[float]]] = {s: [] for s in STRATEGIES}
@@ -170,7 +175,7 @@ def run_dataset(name: str, args: argparse.Namespace, home: Path, mirror: Path) -
         saved = 1 - needed["active"] / needed["random"]
     return {"pool_docs": len(pool), "pool_docs_before_subsampling": whole, "test_docs": len(test),
             "full_macro_f1": full, "sizes": sizes, "curves": curves, "mean": mean, "codes_needed": needed,
-            "fewer_codes": saved, "seconds": time.perf_counter() - started}
+            "fewer_codes": saved, "candidates_per_pick": sim.candidates, "seconds": time.perf_counter() - started}
 
 
 def _needed(value: int | None, sizes: list[int]) -> str:
