@@ -49,6 +49,14 @@ def test_stratified_estimates_weigh_each_stratum_by_its_corpus_size() -> None:
     assert found.low < found.value < found.high
 
 
+def test_a_stratified_interval_is_never_narrower_than_a_simple_random_samples_of_as_many_documents() -> None:
+    strata = np.repeat([1, 2, 3, 4], 5)  # small strata whose documents all agree: their variance estimates are 0
+    correct = np.array([True] * 15 + [False] * 5)
+    found = ratio(correct, np.ones(20), Design(strata, {1: 100, 2: 100, 3: 100, 4: 100}))
+    assert found.value == pytest.approx(0.75) and found.effective == 20
+    assert (found.low, found.high) == pytest.approx(wilson(0.75, 20))
+
+
 def test_a_stratified_estimate_is_unbiased_for_the_corpus_over_many_draws() -> None:
     rng = np.random.default_rng(0)
     stratum = np.repeat([1, 2, 3], [6000, 3000, 1000])

@@ -8,9 +8,10 @@ of them coded), so the estimates stay unbiased for the corpus however the strata
 - A proportion (accuracy, the share auto-coded) is the weighted mean ``p = sum_h W_h p_h``
   (``W_h = N_h / N``); the accuracy of the auto-coded share is a ratio of two such means. Their
   variance is the usual stratified (linearised, for the ratio) one, without finite-population
-  correction (conservative when the sample is a small part of the corpus). The interval is Wilson's,
-  with the number of documents replaced by the effective number ``p (1 - p) / variance`` (for a simple
-  random sample, exactly the plain Wilson interval on the coded documents).
+  correction (conservative when the sample is a large part of the corpus). The interval is Wilson's,
+  with the number of documents replaced by the effective number ``p (1 - p) / variance``, at most the
+  number of documents itself (for a simple random sample, exactly the plain Wilson interval on the coded
+  documents).
 - Macro-F1 (the mean F1 over the topics coders used) has no such formula: its interval is a seeded
   percentile bootstrap that resamples documents within each stratum.
 - The threshold for a target accuracy is the lowest one whose interval's lower bound reaches the
@@ -109,8 +110,12 @@ def ratio(hit: np.ndarray, among: np.ndarray, design: Design) -> Estimate:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
     value = numerator / denominator
     residual = among * (hit - value)
-    variance = sum(w * w * residual[m].var() / m.sum() for w, m in groups) / denominator ** 2
-    effective = value * (1 - value) / variance if variance > 0 else n
+    ddof = 1 if len(groups) > 1 else 0  # one stratum: Wilson's own p(1-p)/n
+    variance = sum(w * w * (residual[m].var(ddof=ddof) if m.sum() > ddof else 0.0) / m.sum()
+                   for w, m in groups) / denominator ** 2
+    # never more precise than a simple random sample of as many documents: small strata whose documents
+    # all agree estimate their variance as 0
+    effective = min(value * (1 - value) / variance, n) if variance > 0 else n
     return Estimate(float(value), *wilson(value, effective), n, float(effective))
 
 
