@@ -32,7 +32,7 @@ from policy_topics.jobs.analysis import Analysis, EvaluationOptions
 
 # What identifies a prepared dataset besides the source file (see data.prep.fingerprint).
 _PREP_KEYS = ("data.text_column", "data.label_column", "data.format", "data.delimiter", "data.encoding",
-              "data.unknown_labels")
+              "data.unknown_labels", "data.extra_coded")
 
 
 @dataclass
