@@ -150,7 +150,7 @@ def assert_agreement_and_review_sheets(home: Path, run, out: str) -> None:
     assert len(mistakes) > 0 and mistakes["code"].isna().all()
     assert (mistakes["given_code"] != mistakes["model_code"]).all()
     assert mistakes["model_probability"].is_monotonic_decreasing
-    assert f"review sheets: review/confident_mistakes.csv ({len(mistakes)} most confident mistakes on the test" in out
+    assert f"    review/confident_mistakes.csv: {len(mistakes)} most confident mistakes on the test split\n" in out
     assert f"mlflow artifacts download -r {run.info.run_id} -a review" in out
 
 
@@ -251,7 +251,7 @@ def test_subtopic_codes_and_float_codes_train_as_major_topics_and_cleaning_is_su
                 "texts with conflicting labels dropped; 12 subtopic codes coded as their major topic")
     assert cleaning in result.stdout.splitlines()
     assert "Unknown topic" not in result.stdout
-    assert "review/conflicting_duplicates.csv (2 copies of 1 texts with conflicting codes)" in result.stdout
+    assert "    review/conflicting_duplicates.csv: 2 copies of 1 text with conflicting codes\n" in result.stdout
     sheet = Path(store_client(home).download_artifacts(mlflow_runs(home, "local")[0].info.run_id,
                                                        "review/conflicting_duplicates.csv"))
     copies = sheet.read_text(encoding="utf-8-sig").splitlines()[1:]

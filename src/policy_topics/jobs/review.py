@@ -74,7 +74,7 @@ def log_review_sheets(container: Mapping[str, Any], prepared: Any, evaluations: 
 
     ev, what = _scored(evaluations, cross_validated)
     mistakes = mistakes_sheet(ev, review_count(container["evaluation"]), f"the {what}")
-    conflicts = getattr(prepared, "conflicts", None)
+    conflicts = prepared.conflicts
     fields = {"kind": "review", "source": prepared.source, "source_sha256": prepared.source_sha256,
               "data_fingerprint": prepared.fingerprint, "model": model_uri or f"runs:/{run_id}",
               "model_run_id": run_id, "seed": int(container["seed"])}
@@ -93,10 +93,13 @@ def _lines(mistakes: int, what: str, conflicts: Any, run_id: str, tracking_uri: 
     if conflicts is None:
         found = ("conflicting duplicates not listed: the prepared data was cached before they were kept (delete its "
                  "folder under the processed-data directory to list them)")
+    elif len(conflicts):
+        texts = conflicts["text"].nunique()
+        found = (f"{ARTIFACTS}/{CONFLICTS}: {len(conflicts):,} copies of {texts:,} text{'s' if texts > 1 else ''} "
+                 "with conflicting codes")
     else:
-        texts = conflicts["text"].nunique() if len(conflicts) else 0
-        found = f"{ARTIFACTS}/{CONFLICTS} (" + (f"{len(conflicts):,} copies of {texts:,} texts with conflicting "
-                                                 "codes)" if texts else "none: no text has conflicting codes)")
-    return [f"  review sheets: {ARTIFACTS}/{MISTAKES} ({mistakes:,} most confident mistakes on the {what}), {found}",
-            "    code them to repair the given codes; they are artifacts of the run: "
-            f"MLFLOW_TRACKING_URI={tracking_uri} mlflow artifacts download -r {run_id} -a {ARTIFACTS} -d DIR"]
+        found = f"{ARTIFACTS}/{CONFLICTS}: none, no text has conflicting codes"
+    return ["  review sheets (code them to repair the given codes):",
+            f"    {ARTIFACTS}/{MISTAKES}: {mistakes:,} most confident mistakes on the {what}", f"    {found}",
+            f"    download: MLFLOW_TRACKING_URI={tracking_uri} mlflow artifacts download -r {run_id} -a {ARTIFACTS} "
+            "-d DIR"]
