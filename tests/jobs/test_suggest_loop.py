@@ -116,6 +116,8 @@ def test_a_coded_sheet_trains_a_new_run_with_its_provenance_round_and_parent(sto
     listed = json.loads((Path(client.download_artifacts(run.info.run_id, "data/extra_coded.json",
                                                         str(tmp_path)))).read_text())
     assert listed["parent_run"] == store.run_id and listed["sheets"][0]["appended"] == len(coded)
+    card = Path(client.download_artifacts(run.info.run_id, "model_card.md", str(tmp_path))).read_text()
+    assert f"Coded sheet appended to the training split: `round1.csv` (sha256 `{file_sha256(sheet)}`)" in card
 
     # The next suggestion leaves out what the coded sheet holds.
     again = tmp_path / "round2.csv"

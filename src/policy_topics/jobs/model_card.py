@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -74,6 +75,13 @@ def _per_topic(evaluations: list[SplitEvaluation], report: TrainingAnalysis, tra
     return test.rename(columns={"support": f"{evaluations[-1].split} docs"})
 
 
+def _extra_coded_lines(report: Mapping[str, Any]) -> list[str]:
+    """The coded sheets appended to the training split (``data.extra_coded``; see policy_topics.data.extra)."""
+    sheets = report.get("extra_coded") or []
+    return [f"- Coded sheet appended to the training split: `{Path(s['path']).name}` (sha256 `{s['sha256']}`), "
+            f"{s['appended']:,} of its {s['coded_rows']:,} coded rows" for s in sheets]
+
+
 def _pool_lines(container: Mapping[str, Any]) -> list[str]:
     """The pooled datasets whose rows joined every fit (see policy_topics.data.pooling)."""
     from policy_topics.data.pooling import POOL_ROWS
@@ -119,7 +127,7 @@ def render(container: Mapping[str, Any], prepared: Any, evaluations: list[SplitE
         f"- Topics: {len(classes)}; documents per topic in the training data from {int(train_counts.min())} "
         f"({taxonomy.label(int(train_counts.idxmin()))}) to {int(train_counts.max())} "
         f"({taxonomy.label(int(train_counts.idxmax()))})",
-        *_pool_lines(container), "",
+        *_extra_coded_lines(prepared.report), *_pool_lines(container), "",
         "## Model and configuration", "",
         *_config_lines(container, is_calibrated(pipeline)),
         "- Full resolved config: the run's `config.yaml` artifact and params.", "",
