@@ -101,7 +101,7 @@ def work_in_memory(data: Path) -> dict:
 def work_out_of_core(data: Path) -> dict:
     from policy_topics.models.out_of_core import StreamSettings, fit_stream
 
-    cfg = _config(["experiment=out_of_core"])
+    cfg = _config(["experiment=out_of_core", *os.environ.get("BENCH_SCALE_OVERRIDES", "").split()])
     start = time.perf_counter()
     fitted = fit_stream(cfg["features"], cfg["model"], [data], seed=int(cfg["seed"]))
     settings = StreamSettings.from_config(cfg["model"]["stream"])
@@ -205,6 +205,8 @@ def main() -> None:
                              "~15 min per run at 1M)")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"which of {', '.join(PATHS)}")
     parser.add_argument("--results", type=Path, default=None, help="also append each measurement to this JSONL file")
+    parser.add_argument("--overrides", default="", help="Hydra overrides of the out-of-core path, space-separated, "
+                        "e.g. 'model.stream.batch_size=5000'")
     parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,6 +215,7 @@ def main() -> None:
         print(json.dumps(work[args.worker](args.data)))
         return
 
+    os.environ["BENCH_SCALE_OVERRIDES"] = args.overrides
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = [p for p in paths if p not in PATHS]
     if unknown:

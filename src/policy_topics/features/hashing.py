@@ -101,7 +101,38 @@ def raw_counts(blocks: Blocks, texts: list[str]) -> sparse.csr_matrix:
 
 
 def tfidf(blocks: Blocks, counts: sparse.csr_matrix) -> sparse.csr_matrix:
-    """What the fitted feature union gives for texts, from their raw hashed counts (side-by-side blocks)."""
+    """What the fitted feature union gives for texts, from their raw hashed counts (side-by-side blocks):
+    each block's sublinear tf, idf and l2 norm, worked out on the whole matrix at once (no column slices
+    or re-stacking, which cost more than the arithmetic). Equal to the union's own output up to float32
+    rounding (tested)."""
+    if any(transformer.norm != "l2" for _, _, transformer in blocks):
+        return _tfidf_by_block(blocks, counts)
+    widths = [hasher.n_features for _, hasher, _ in blocks]
+    offsets = np.cumsum([0, *widths])
+    indices, indptr = counts.indices, counts.indptr
+    block = (np.searchsorted(offsets, indices, side="right") - 1) if len(blocks) > 1 else None
+    data = counts.data.astype(np.float32, copy=True)
+    sublinear = [bool(t.sublinear_tf) for _, _, t in blocks]
+    if all(sublinear):
+        np.log(data, out=data)
+        data += 1
+    elif any(sublinear):
+        mask = np.isin(block, [b for b, on in enumerate(sublinear) if on])
+        data[mask] = np.log(data[mask]) + 1
+    if any(t.use_idf for _, _, t in blocks):
+        idf = np.concatenate([t.idf_ if t.use_idf else np.ones(w) for (_, _, t), w in zip(blocks, widths, strict=True)])
+        data *= idf[indices].astype(np.float32)
+    n_rows = counts.shape[0]
+    key = np.repeat(np.arange(n_rows) * len(blocks), np.diff(indptr))
+    if block is not None:
+        key += block
+    norms = np.sqrt(np.bincount(key, weights=np.square(data, dtype=np.float64), minlength=n_rows * len(blocks)))
+    norms[norms == 0] = 1.0
+    data /= norms[key].astype(np.float32)
+    return sparse.csr_matrix((data, indices, indptr), shape=counts.shape)
+
+
+def _tfidf_by_block(blocks: Blocks, counts: sparse.csr_matrix) -> sparse.csr_matrix:
     parts, offset = [], 0
     for _, hasher, transformer in blocks:
         parts.append(transformer.transform(counts[:, offset:offset + hasher.n_features]))
