@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: install install-dev install-bench install-docs system-deps train test test-fast lint docs docs-serve \
-	bench bench-serve bench-load bench-peers bench-scale bench-laws bench-sample-coverage bench-loop bench-agreement clean
+	bench bench-serve bench-load bench-peers bench-scale bench-spark bench-laws bench-sample-coverage bench-loop bench-agreement clean
 
 ## The core package: what `policy-topics train`, `predict` and `serve` need, nothing for tests or benchmarks.
 install: $(VENV)/.installed-core
@@ -107,10 +107,17 @@ bench-agreement: install
 bench-loop: install
 	$(BIN)/python experiments/active_learning_benchmark.py $(ARGS)
 
-## Training at 100k and 1M synthetic documents: in-memory TF-IDF vs out-of-core hashing vs fastText (docs/s,
-## peak memory). Long: the 1M in-memory runs peak at ~7 GB. Installs the `bench` extra (fastText).
+## Training at 1M and 10M synthetic documents: out-of-core hashing vs fastText (docs/s, peak memory), each
+## measured in the same run. Long (10M: ~1 GB of Parquet, minutes per run). The in-memory path as well:
+## ARGS="--sizes 100000,1000000 --paths in_memory,out_of_core,fasttext --in-memory-runs 1" (it peaks at ~7 GB
+## at 1M). Installs the `bench` extra (fastText).
 bench-scale: install-bench
-	$(BIN)/python experiments/bench_scale.py --sizes 100000,1000000 --runs 3 --in-memory-runs 1 $(ARGS)
+	$(BIN)/python experiments/bench_scale.py --sizes 1000000,10000000 --runs 3 --paths out_of_core,fasttext $(ARGS)
+
+## Batch prediction on Spark local[2] against the batch command on the same 1M synthetic documents, and where
+## Spark's time goes (JVM start, UDF set-up, Arrow transfer, model load, prediction). Needs Java 17+.
+bench-spark: install-dev
+	$(BIN)/python experiments/bench_spark.py --docs 1000000 --runs 3 $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache site
