@@ -21,9 +21,7 @@ def run_id_of(stdout: str) -> str:
 
 
 @pytest.mark.parametrize("country", list(COUNTRIES))
-def test_a_slice_of_each_country_trains_through_the_cli_and_records_its_language(country, laws_mirror, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
+def test_a_slice_of_each_country_trains_through_the_cli_and_records_its_language(country, laws_mirror, home):
     result = call_cli(["train", f"data=cap_laws_{country}", "prep.max_rows=150", "tracking.log_model=false"],
                       home, laws_mirror)
     assert result.returncode == 0, result.stderr
@@ -35,11 +33,9 @@ def test_a_slice_of_each_country_trains_through_the_cli_and_records_its_language
     assert 0 < run.data.metrics["test_unseen_n_docs"] <= 150
 
 
-def test_the_french_laws_train_in_full_above_the_floor_with_their_own_topic_names(laws_mirror, tmp_path):
+def test_the_french_laws_train_in_full_above_the_floor_with_their_own_topic_names(laws_mirror, home, tmp_path):
     import mlflow
 
-    home = tmp_path / "home"
-    home.mkdir()
     result = call_cli(["train", "data=cap_laws_fr"], home, laws_mirror)
     assert result.returncode == 0, result.stderr
     client = store_client(home)

@@ -88,12 +88,10 @@ def test_a_pool_without_the_main_topics_or_without_a_dataset_is_refused(pooled, 
 
 
 @pytest.mark.e2e
-def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_path):
+def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, home):
     import mlflow
 
     cfg, main = pooled
-    home = tmp_path / "home"
-    home.mkdir()
     pool_args = ["+data@pool.extra=local", f"pool.extra.path={cfg['pool']['extra']['path']}",
                  "pool.extra.text_column=headline", "pool.extra.label_column=code"]
     result = call_cli(["train", *pool_args, "+pool.extra.weight=0.5", "tracking.log_model=false"], home)
@@ -126,11 +124,9 @@ def test_train_with_a_pool_logs_it_and_scores_only_the_main_dataset(pooled, tmp_
 
 
 @pytest.mark.e2e
-def test_evaluate_refuses_to_score_a_model_on_the_dataset_it_pooled(tmp_path):
+def test_evaluate_refuses_to_score_a_model_on_the_dataset_it_pooled(tmp_path, home):
     half = tmp_path / "half.csv"
     pd.read_csv(REPO / "data" / "demo" / "cap_demo.csv").iloc[::2].to_csv(half, index=False)
-    home = tmp_path / "home"
-    home.mkdir()
     trained = call_cli(["train", "data=local", f"data.path={half}", "data.label_column=major", "+data@pool.rest=demo",
                        "+pool.rest.weight=0.5"], home)
     assert trained.returncode == 0, trained.stderr
