@@ -158,3 +158,15 @@ def test_each_bootstrap_kappa_is_scikit_learns_cohen_kappa_score_of_that_resampl
     for draw, fast in zip(draws, _kappa_resamples(pairs, draws), strict=True):
         human, coded = (np.repeat(pairs.codes[side], draw) for side in (pairs.human, pairs.model))
         assert fast == pytest.approx(cohen_kappa_score(human, coded), abs=1e-12)
+
+
+def test_each_bootstrap_alpha_is_the_packages_alpha_of_that_resample_given_document_by_document():
+    from policy_topics.evaluation.agreement import _alpha_resamples, _Pairs
+
+    for error_rate in (0.05, 0.3, 0.9):
+        model = noisy_codes(DEMO, error_rate, seed=1)
+        pairs = _Pairs.of(DEMO, model)
+        draws = np.random.default_rng(5).multinomial(len(DEMO), pairs.counts / len(DEMO), size=5)
+        for draw, fast in zip(draws, _alpha_resamples(pairs, draws), strict=True):
+            human, coded = (np.repeat(pairs.codes[side], draw) for side in (pairs.human, pairs.model))
+            assert fast == pytest.approx(package_alpha(human, coded), abs=1e-12)

@@ -6,11 +6,10 @@ Both statistics of two coders without missing codes depend only on how often eac
 of codes occurs, so a bootstrap resample of the documents is a multinomial draw of those pair counts
 (the same distribution as drawing documents with replacement). The resamples' kappas are computed all
 at once from their confusion matrices with scikit-learn's formula (a call of ``cohen_kappa_score`` costs
-milliseconds of input checks, a few seconds for a few hundred resamples); a test checks them against
-``cohen_kappa_score`` resample by resample. Alpha is the package's on every resample: a resample is given
-to it as one unit per document the two disagree on plus, per code, one unit holding every agreeing
-document of that code (a unit of ``2k`` identical values adds the same coincidences as ``k`` units of
-two: the package's alpha is unchanged, and a resample costs what its disagreements cost).
+milliseconds of input checks, a few seconds for a few hundred resamples); alpha is the package's on every
+resample, given as a few units with the same coincidence totals (see :func:`_alpha_units`). Tests check
+both against ``cohen_kappa_score`` and the package's alpha of the plain codings, resample by resample. The
+point values are the two libraries' own, on the codings as they are.
 """
 
 from __future__ import annotations
@@ -86,18 +85,35 @@ def _kappa(pairs: _Pairs, counts: np.ndarray) -> float:
 
 
 def _alpha(pairs: _Pairs, counts: np.ndarray) -> float:
+    """The package's nominal alpha of the two codings, given as they are (one unit per document)."""
     import krippendorff
 
+    keep = counts > 0
+    if len(np.unique(np.concatenate([pairs.human[keep], pairs.model[keep]]))) < 2:
+        return float("nan")  # one code only: the package refuses, and alpha is undefined
+    codings = np.vstack([np.repeat(pairs.human, counts), np.repeat(pairs.model, counts)])
+    return float(krippendorff.alpha(reliability_data=codings, level_of_measurement="nominal"))
+
+
+def _alpha_units(pairs: _Pairs, counts: np.ndarray) -> np.ndarray:
+    """The same codings as few units (rows of value counts) with the same alpha: nominal alpha depends on
+    the units only through the codes' totals and the off-diagonal sum of the coincidence matrix. A unit
+    with ``c`` values of one code adds ``c`` to its total and nothing off the diagonal, so every agreeing
+    document of a code goes into one unit; a unit of ``m`` different codes adds 1 to each total and ``m``
+    off the diagonal, like the documents it packs, so the codes of the disagreeing documents are dealt
+    round-robin (in runs of one code) into as many units as the most frequent of them has occurrences."""
     size = len(pairs.codes)
     agree = pairs.human == pairs.model
     merged = np.zeros((size, size), dtype=np.int64)
     merged[pairs.human[agree], pairs.human[agree]] = 2 * counts[agree]
-    one = np.eye(size, dtype=np.int64)
-    apart = np.repeat(one[pairs.human[~agree]] + one[pairs.model[~agree]], counts[~agree], axis=0)
-    units = np.vstack([merged[merged.sum(axis=1) > 0], apart])
-    if (units.sum(axis=0) > 0).sum() < 2:
-        return float("nan")  # one code only: the package refuses, and alpha is undefined
-    return float(krippendorff.alpha(value_counts=units, level_of_measurement="nominal"))
+    occurrences = np.bincount(np.concatenate([pairs.human[~agree], pairs.model[~agree]]),
+                              np.concatenate([counts[~agree], counts[~agree]]), minlength=size).astype(np.int64)
+    packed = np.zeros((int(occurrences.max()) if occurrences.any() else 0, size), dtype=np.int64)
+    if len(packed):
+        order = np.argsort(-occurrences, kind="stable")
+        dealt = np.repeat(order, occurrences[order])
+        np.add.at(packed, (np.arange(len(dealt)) % len(packed), dealt), 1)
+    return np.vstack([merged[merged.sum(axis=1) > 0], packed])
 
 
 def _kappa_resamples(pairs: _Pairs, draws: np.ndarray) -> np.ndarray:
@@ -115,7 +131,16 @@ def _kappa_resamples(pairs: _Pairs, draws: np.ndarray) -> np.ndarray:
 
 
 def _alpha_resamples(pairs: _Pairs, draws: np.ndarray) -> np.ndarray:
-    return np.array([_alpha(pairs, draw) for draw in draws])
+    """The package's nominal alpha of each resample, given as :func:`_alpha_units` (NaN: one code only)."""
+    import krippendorff
+
+    values = []
+    for draw in draws:
+        units = _alpha_units(pairs, draw)
+        one_code = (units.sum(axis=0) > 0).sum() < 2
+        values.append(float("nan") if one_code else krippendorff.alpha(value_counts=units,
+                                                                        level_of_measurement="nominal"))
+    return np.array(values, dtype=float)
 
 
 _FUNCTIONS = {"kappa": _kappa, "alpha": _alpha}
