@@ -141,3 +141,18 @@ def test_a_bad_coded_sheet_is_one_line_naming_its_rows_and_leaves_no_run(store, 
     assert len(result.stderr.strip().splitlines()) == 1
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == before
     assert client.get_experiment_by_name("loop-bad") is None
+
+
+def test_a_round_follows_its_parents_round_and_a_parent_missing_from_the_store_is_said(store):
+    from policy_topics.tracking.loop import lineage
+
+    uri = f"sqlite:///{store.home / 'mlruns' / 'mlflow.db'}"
+    client = store_client(store.home)
+    experiment = client.create_experiment("loop-rounds", artifact_location=(store.home / "rounds").as_uri())
+    second = client.create_run(experiment, tags={"loop.round": "2", "loop.parent_run": store.run_id}).info.run_id
+    found = lineage([{"model_run_id": store.run_id}, {"model_run_id": second}], uri)
+    assert (found.parent_run, found.round, found.note) == (second, 3, None)  # the latest round's run is the parent
+    assert lineage([{"model_run_id": store.run_id}], uri).round == 1  # a run without the tag is round 0
+    gone = lineage([{"model_run_id": "f" * 32}], uri)
+    assert (gone.parent_run, gone.round) == ("f" * 32, 1) and "is not in" in gone.note
+    assert lineage([], uri) is None
