@@ -67,3 +67,24 @@ def test_a_batch_of_near_duplicates_is_spread_over_the_candidates_not_all_picked
     uncertainty = np.array([1.0 - 0.001 * i for i in range(12)] + [0.9 - 0.01 * i for i in range(6)])
     picked = pick(texts, uncertainty, 4, seed=0, candidates_per_pick=4)  # 16 candidates, 4 clusters
     assert sum(i < 12 for i in picked) < 4
+
+
+def test_a_rerun_trains_on_the_recorded_sheets_and_refuses_one_changed_since(tmp_path):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from policy_topics.data.sources import file_sha256
+    from policy_topics.errors import DataSourceError
+    from policy_topics.jobs.rerun import _same_sheets
+
+    sheet = tmp_path / "round1.csv"
+    sheet.write_text("id,text,code\na,Farm bill,4\n", encoding="utf-8")
+    params = {"loop.sheet_0.path": str(sheet), "loop.sheet_0.sha256": file_sha256(sheet)}
+    original = SimpleNamespace(data=SimpleNamespace(params=params))
+    config = OmegaConf.create({"data": {"extra_coded": ["round1.csv"]}})
+    _same_sheets(config, original, "r1")
+    assert list(config.data.extra_coded) == [str(sheet)]
+    sheet.write_text("id,text,code\na,Farm bill,7\n", encoding="utf-8")
+    with pytest.raises(DataSourceError, match=r"round1\.csv, which run r1 was trained on, changed since"):
+        _same_sheets(config, original, "r1")

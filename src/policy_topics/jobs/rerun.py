@@ -91,6 +91,24 @@ def _same_data_file(config: Any, original: Any, run_id: str) -> None:
     config.data.path = str(path)
 
 
+def _same_sheets(config: Any, original: Any, run_id: str) -> None:
+    """Point ``data.extra_coded`` at the coded sheets' absolute paths the run recorded, refusing in one line a
+    sheet that is gone or changed since (see :mod:`policy_topics.tracking.loop`)."""
+    from policy_topics.data.sources import file_sha256
+
+    params, paths = original.data.params, []
+    while f"loop.sheet_{len(paths)}.path" in params:
+        path = Path(params[f"loop.sheet_{len(paths)}.path"])
+        sha = params.get(f"loop.sheet_{len(paths)}.sha256", "")
+        if not path.is_file() or file_sha256(path) != sha:
+            state = "is not there any more" if not path.is_file() else "changed since"
+            raise DataSourceError(f"coded sheet {path}, which run {run_id} was trained on, {state}; restore it "
+                                  f"(sha256 {sha[:12]}...) to re-run the run")
+        paths.append(str(path))
+    if paths:
+        config.data.extra_coded = paths
+
+
 def rerun(run_id: str) -> RerunReport:
     """Train again from ``run_id``'s recorded config into the same store; compare the outcomes."""
     from hydra import compose, initialize_config_dir
@@ -111,6 +129,7 @@ def rerun(run_id: str) -> RerunReport:
     config.tracking.register_as = None
     config.tracking.run_name = f"rerun-of-{run_id[:8]}"
     _same_data_file(config, original, run_id)
+    _same_sheets(config, original, run_id)
     result = run_training(OmegaConf.create(OmegaConf.to_container(config)))
     client.set_tag(result.run_id, "rerun_of", run_id)
     repeated = client.get_run(result.run_id)
