@@ -102,10 +102,11 @@ def truths(human: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, thr
 
 
 def coverage_check(human: np.ndarray, proba: np.ndarray, classes: np.ndarray, seeds: int, n: int, target: float,
-                   stratified: bool) -> pd.DataFrame:
-    """One row per seed: each figure's interval from a sample of ``n`` and the corpus's true figure."""
+                   stratified: bool, resamples: int | None = None) -> pd.DataFrame:
+    """One row per seed: each figure's interval from a sample of ``n`` and the corpus's true figure
+    (``resamples``: of the macro-F1 bootstrap, as ``evaluate`` does by default)."""
     from policy_topics.evaluation.coverage import thresholds
-    from policy_topics.evaluation.target import Design, estimate
+    from policy_topics.evaluation.target import RESAMPLES, Design, estimate
     from policy_topics.jobs.sample import draw
 
     predicted, confidence = classes[np.argmax(proba, axis=1)], proba.max(axis=1)
@@ -115,7 +116,8 @@ def coverage_check(human: np.ndarray, proba: np.ndarray, classes: np.ndarray, se
     for seed in range(seeds):
         picked = draw(len(human), n, seed, strata)
         design = Design(predicted[picked], sizes) if stratified else Design.simple(n, len(human))
-        found = estimate(human[picked], predicted[picked], confidence[picked], design, thresholds(0.01), target, seed)
+        found = estimate(human[picked], predicted[picked], confidence[picked], design, thresholds(0.01), target, seed,
+                         resamples or RESAMPLES)
         metrics = found.metrics()
         truth = truths(human, predicted, confidence, found.choice.threshold)
         row: dict[str, Any] = {"seed": seed, "threshold": found.choice.threshold, "advice": found.choice.advice,

@@ -26,7 +26,8 @@ def test_the_coverage_check_compares_each_interval_with_the_true_figure_of_the_h
                                                                                              stratified) -> None:
     held, proba, classes = demo_held_back
     human = held["label"].to_numpy()
-    table = bench.coverage_check(human, proba, classes, seeds=2, n=80, target=0.7, stratified=stratified)
+    table = bench.coverage_check(human, proba, classes, seeds=2, n=80, target=0.7, stratified=stratified,
+                                resamples=100)
     predicted, confidence = classes[np.argmax(proba, axis=1)], proba.max(axis=1)
     assert table["seed"].tolist() == [0, 1] and len(held) > 400
     for row in table.to_dict("records"):
