@@ -52,7 +52,7 @@ def store(tmp_path_factory, demo_store: TrainedStore) -> TrainedStore:
 def sampled(store: TrainedStore, tmp_path_factory):
     path = tmp_path_factory.mktemp("sheets") / "sample.csv"
     result = call_cli(["sample", "--input", str(DEMO), "--n", "200", "--stratify", "--model", store.registered,
-                       "--output", str(path)], store.home)
+                       "--show-guesses", "--output", str(path)], store.home)
     assert result.returncode == 0, result.stderr
     return path, result
 
@@ -64,13 +64,19 @@ def sheet(sampled) -> Path:
     return path
 
 
-def test_sample_writes_a_stratified_sheet_and_says_what_it_drew(sampled) -> None:
+def test_sample_writes_a_stratified_sheet_with_the_models_guesses_and_says_what_it_drew(sampled) -> None:
     path, result = sampled
     assert result.stderr.splitlines()[0] == "200 of 924 documents sampled stratified over 21 predicted topics"
     manifest = json.loads(path.with_name("sample.manifest.json").read_text())
     assert manifest["design"] == "stratified" and manifest["model"] == "models:/topics-demo/1"
     assert sum(s["size"] for s in manifest["strata"].values()) == 924
     assert sum(s["sampled"] for s in manifest["strata"].values()) == 200 == len(manifest["stratum_of"])
+    sheet = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False)
+    assert list(sheet.columns) == ["id", "text", "code", *(f"guess_{k}{part}" for k in (1, 2, 3)
+                                                           for part in ("", "_topic", "_probability"))]
+    # the best guess is the predicted topic each document was stratified by
+    assert sheet["guess_1"].tolist() == [manifest["stratum_of"][i] for i in sheet["id"]]
+    assert (sheet["guess_1_probability"] >= sheet["guess_2_probability"]).all()
 
 
 def test_a_sample_larger_than_the_corpus_is_one_line(store, tmp_path) -> None:
