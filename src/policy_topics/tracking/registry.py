@@ -14,7 +14,7 @@ from typing import Any
 
 from policy_topics.errors import ModelNotFoundError, PolicyTopicsError
 from policy_topics.paths import home_dir
-from policy_topics.tracking.store import store_client, tracking_target
+from policy_topics.tracking.store import skip_module_scan, store_client, tracking_target
 
 CHAMPION = "champion"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -208,6 +208,7 @@ def load(resolved: ResolvedModel, threshold: float | None = None) -> LoadedModel
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=resolved.uri))
         _check_digest(local, resolved.uri, run)
+        skip_module_scan()
         model = mlflow.pyfunc.load_model(str(local))
     except PolicyTopicsError:
         raise

@@ -20,7 +20,7 @@ import pandas as pd
 from policy_topics import __version__
 from policy_topics.paths import PACKAGE_DIR, resources_dir
 from policy_topics.reporting import reporter
-from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_while_locked
+from policy_topics.tracking.store import TrackingTarget, experiment_id, retry_while_locked, skip_module_scan
 
 MODEL_NAME = "model"
 MODEL_DIGEST_TAG = "model_sha256"
@@ -215,6 +215,7 @@ def log_model(pipeline: Any, example_texts: list[str], registered_name: str | No
         path = Path(tmp) / PIPELINE_ARTIFACT
         save_pipeline(pipeline, path, settings)
         mlflow.set_tag(MODEL_DIGEST_TAG, digest(path))
+        skip_module_scan()
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=str(PACKAGE_DIR / "models" / "mlflow_model.py"),
             artifacts={PIPELINE_ARTIFACT: str(path)}, signature=signature, input_example=example,
