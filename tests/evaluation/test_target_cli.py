@@ -188,3 +188,30 @@ def test_threshold_from_takes_the_same_model_by_another_name_and_refuses_a_run_o
         assert other.returncode == 2 and other.stderr.strip() == (
             f"error: run {store.run_id} is no evaluation on a coded sample; give the run id of policy-topics "
             "evaluate model_ref=MODEL coded_sample=SHEET.csv")
+
+
+def _evaluation_run(store: TrainedStore, tags: dict[str, str], metrics: dict[str, float]) -> str:
+    """A coded-sample evaluation run written straight into the store (for the refusals of --threshold-from)."""
+    client = store_client(store.home)
+    experiment = client.get_run(store.run_id).info.experiment_id
+    run = client.create_run(experiment, tags={"evaluation": "coded-sample", **tags})
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.log_param(run.info.run_id, "evaluation.target_accuracy", "0.9")
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def test_threshold_from_an_evaluation_of_another_model_or_without_a_threshold_is_refused(store) -> None:
+    figures = {"sample_threshold": 0.6, "sample_accuracy_at_threshold": 0.95, "sample_accuracy_low_at_threshold": 0.91,
+               "sample_accuracy_high_at_threshold": 0.98, "sample_coverage_at_threshold": 0.4}
+    other = _evaluation_run(store, {"evaluated_run_id": "0" * 32, "evaluated_model_uri": "models:/someone-else/1"},
+                            figures)
+    result = call_cli(["predict", "--threshold-from", other, "--model", store.registered, "a text"], store.home)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"error: evaluation run {other} chose its threshold for models:/someone-else/1, not for {store.registered}; "
+        "drop --model to use that model, or evaluate this one on the coded sample")
+    none = _evaluation_run(store, {"evaluated_run_id": store.run_id, "evaluated_model_uri": store.registered}, {})
+    result = call_cli(["predict", "--threshold-from", none, "a text"], store.home)
+    assert result.returncode == 2 and result.stderr.strip().startswith(
+        f"error: evaluation run {none} established no threshold (too few coded documents or a target out of reach)")
