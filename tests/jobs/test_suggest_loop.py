@@ -100,7 +100,8 @@ def test_a_suggestion_larger_than_the_pool_is_one_line_and_writes_nothing(store,
 
 def test_a_coded_sheet_trains_a_new_run_with_its_provenance_round_and_parent(store, sheet, corpus, tmp_path):
     coded = _code(sheet)
-    result = call_cli(["train", f"data.extra_coded=[{sheet}]", "tracking.experiment=loop", "tracking.log_model=false"],
+    result = call_cli(["train", f"data.extra_coded=[{sheet}]", "tracking.experiment=loop", "tracking.log_model=false",
+                       "refit=false"],
                       store.home)
     assert result.returncode == 0, result.stderr
     assert f"extra coded: round1.csv adds {len(coded)} of its {len(coded)} coded rows" in result.stderr + result.stdout
