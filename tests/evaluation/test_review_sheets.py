@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from policy_topics.data.cleaning import CleaningReport, clean, row_place
 from policy_topics.data.sheets import read_coded_sheet, write_sheet
+from policy_topics.errors import ConfigError
 from policy_topics.evaluation.metrics import score
 from policy_topics.evaluation.review import COLUMNS, conflicts_sheet, mistakes_sheet, text_id
+from policy_topics.jobs.review import REVIEW_N, check_settings, review_count
 
 CLASSES = np.array([1, 3, 4])
 
@@ -89,3 +92,10 @@ def test_a_review_sheet_comes_back_coded_through_the_coder_sheet_reader(tmp_path
     issued.to_csv(path, index=False, encoding="utf-8-sig")
     coded = read_coded_sheet(path, CLASSES.tolist())
     assert coded.manifest["kind"] == "review" and coded.frame["code"].tolist() == [1, 3, 4]
+
+
+@pytest.mark.parametrize("value", [-5, 1.5, "all", False])
+def test_a_bad_review_size_is_one_config_error_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"evaluation.review.n must be a whole number >= 0"):
+        check_settings({"review": {"n": value}})
+    assert review_count({}) == REVIEW_N and review_count({"review": {"n": 0}}) == 0
