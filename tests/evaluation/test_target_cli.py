@@ -215,3 +215,11 @@ def test_threshold_from_an_evaluation_of_another_model_or_without_a_threshold_is
     result = call_cli(["predict", "--threshold-from", none, "a text"], store.home)
     assert result.returncode == 2 and result.stderr.strip().startswith(
         f"error: evaluation run {none} established no threshold (too few coded documents or a target out of reach)")
+
+
+def test_a_coded_sample_with_a_dataset_config_as_well_is_refused(store, sheet) -> None:
+    before = _runs(store)
+    result = call_cli(["evaluate", f"model_ref={store.registered}", f"coded_sample={sheet}", "data=demo"], store.home)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "error: coded_sample= measures the model on the coded sheet, not on a dataset config: drop data=...")
+    assert _runs(store) == before
