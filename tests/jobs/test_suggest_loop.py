@@ -157,3 +157,17 @@ def test_a_round_follows_its_parents_round_and_a_parent_missing_from_the_store_i
     gone = lineage([{"model_run_id": "f" * 32}], uri)
     assert (gone.parent_run, gone.round) == ("f" * 32, 1) and "is not in" in gone.note
     assert lineage([], uri) is None
+
+
+def test_coded_sheets_and_streamed_training_are_refused_together_in_one_line(store, corpus, tmp_path):
+    path = tmp_path / "streamed.csv"
+    made = call_cli(["suggest", "--model", store.registered, "--input", str(corpus), "--n", "3", "--output",
+                     str(path)], store.home)
+    assert made.returncode == 0, made.stderr
+    _code(path)
+    result = call_cli(["train", "experiment=out_of_core", f"data.extra_coded=[{path}]",
+                       "tracking.experiment=loop-streamed"], store.home)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+        "error: coded sheets (data.extra_coded) cannot join streamed (out-of-core) training; train in memory, or "
+        "add the coded rows to the data file")
+    assert store_client(store.home).get_experiment_by_name("loop-streamed") is None

@@ -91,6 +91,11 @@ def _run_training(cfg: DictConfig) -> TrainingResult:
     from policy_topics.tracking.loop import lineage, log_lineage
 
     sheets = prepared.report.get("extra_coded", [])
+    if sheets and is_streaming(container["model"]):  # a streamed fit reads the cached splits, without the sheets
+        from policy_topics.errors import ConfigError
+
+        raise ConfigError("coded sheets (data.extra_coded) cannot join streamed (out-of-core) training; train in "
+                          "memory, or add the coded rows to the data file")
     loop = lineage(sheets, target.uri)  # coded sheets appended: the run their model came from, looked up now
     if loop is not None and loop.note:
         reporter().warn(loop.note)
