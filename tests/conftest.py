@@ -248,7 +248,7 @@ def demo_store(tmp_path_factory, built_store) -> TrainedStore:
     home = home_with_store(tmp_path_factory.mktemp("demo-store"), built_store)
     result = run_cli(["train", "tracking.register_as=topics-demo"], home)
     assert result.returncode == 0, result.stderr
-    promoted = run_cli(["promote", "topics-demo", "1"], home)
+    promoted = call_cli(["promote", "topics-demo", "1"], home)
     assert promoted.returncode == 0, promoted.stderr
     run_id = result.stdout.split("run id", 1)[1].split()[0]
     model_uri = result.stdout.split("\n  model", 1)[1].split()[0]
