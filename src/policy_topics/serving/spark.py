@@ -136,16 +136,19 @@ def check_output(output: Path) -> None:
 # --- the job -------------------------------------------------------------------------------------
 
 
-def session(settings: SparkSettings) -> Any:
-    """A SparkSession on the settings' master. In local mode the Python workers run this interpreter."""
+def session(settings: SparkSettings, set_master: bool = True) -> Any:
+    """A SparkSession on the settings' master (``set_master=False``: the one spark-submit gave). In local
+    mode the Python workers run this interpreter."""
     from pyspark.sql import SparkSession
 
-    if settings.local:
+    if settings.local and set_master:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         quiet = f"ignore:{_PANDAS_NOTE}:FutureWarning"  # the Python workers inherit it
         os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
-    builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
+    builder = SparkSession.builder.appName(settings.app_name)
+    if set_master:
+        builder = builder.master(settings.master)
     for key, value in settings.conf.items():
         builder = builder.config(str(key), str(value).lower() if isinstance(value, bool) else str(value))
     warnings.filterwarnings("ignore", message=_PANDAS_NOTE, category=FutureWarning)
@@ -190,6 +193,9 @@ def predict_parquet(spark: Any, model_uri: str, files: list[Path], columns: list
 
     frame = spark.read.parquet(*[str(f) for f in files])
     count = frame.count()  # from the files' footers
+    cores = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < cores:  # e.g. one file of one row group: one task would use one core
+        frame = frame.repartition(cores)
     predict = topic_udf(spark, model_uri, top_k, threshold)
     kept = [F.col(f"`{c}`").alias(f"{c}_input" if c in PREDICTION_COLUMNS else c) for c in columns]
     coded = frame.withColumn("_prediction", predict(F.struct(F.col(f"`{column}`").alias("text"))))
@@ -214,12 +220,14 @@ def run(model: str | None, input_path: str, output: Path, column: str = "text", 
     columns = check_columns(files, column)
     check_output(output)
     settings = SparkSettings.load(master)
+    # Started by spark-submit (its gateway is up): its --master and --conf stand unless --master is given.
+    submitted = master is None and "PYSPARK_GATEWAY_PORT" in os.environ
     resolved = resolve(model)
     load(resolved, threshold)  # the driver can fetch it, it is a policy-topics model, its files are intact
     from pyspark.sql import SparkSession
 
     existing = SparkSession.getActiveSession()
-    spark = existing or session(settings)
+    spark = existing or session(settings, set_master=not submitted)
     used = str(spark.sparkContext.master)
     try:
         count = predict_parquet(spark, resolved.uri, files, columns, column, output, top_k, threshold)
