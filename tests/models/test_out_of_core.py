@@ -188,6 +188,6 @@ def test_train_out_of_core_bad_settings_fail_before_any_run(empty_home):
     result = call_cli(["train", "experiment=out_of_core", "model.stream.batch_size=0"], empty_home)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["error: model.stream.batch_size=0 must be at least 1, e.g. model.stream.batch_size=20000"], \
+    assert lines == ["error: model.stream.batch_size=0 must be at least 1, e.g. model.stream.batch_size=5000"], \
         result.stderr
     assert not (empty_home / "mlruns").exists()

@@ -55,7 +55,7 @@ def is_streaming(model: Mapping[str, Any]) -> bool:
 class StreamSettings:
     """``model.stream``, checked: every problem is one line naming the key and the fix."""
 
-    batch_size: int = 20_000
+    batch_size: int = 5_000
     epochs: int = 10
     doc_budget: int = 300_000
     shuffle: bool = True
