@@ -210,7 +210,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
 
     from policy_topics.evaluation.report import ngram_table
     from policy_topics.jobs import analysis, model_card
-    from policy_topics.jobs.autocode import choose, familiarity_reference
+    from policy_topics.jobs.autocode import choose
     from policy_topics.models.pipeline import top_ngrams
     from policy_topics.tracking import runs
     from policy_topics.tracking.runs import DESCRIPTION_TAG, headline
@@ -221,17 +221,7 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
                       prepared.fingerprint, prepared.source, prepared.source_sha256, prepared.report,
                       prepared.local_file)
 
-    from policy_topics.jobs.out_of_core import fit_and_evaluate as fit_and_evaluate_out_of_core
-    from policy_topics.models.out_of_core import is_streaming
-
-    cv = None
-    if options.cv_folds:
-        pipeline, evaluations, cv = analysis.cross_validate_and_fit(container, prepared.splits, options, stages)
-    elif is_streaming(container["model"]):
-        files = {name: prepared.path / f"{name}.parquet" for name in prepared.splits}
-        pipeline, evaluations = fit_and_evaluate_out_of_core(container, files, stages, prepared.topics)
-    else:
-        pipeline, evaluations = fit_and_evaluate(container, prepared.splits, stages)
+    pipeline, evaluations, cv = _fit(container, prepared, stages, options)
     with stages.stage("top n-grams"):
         sample = train["text"].head(_NGRAM_SAMPLE).tolist()  # names the columns of a hashing model
         ngrams = ngram_table(top_ngrams(pipeline, int(container["evaluation"]["top_ngrams"]), sample))
@@ -250,17 +240,8 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
 
     model_uri = registered = None
     if container["tracking"].get("log_model", True):
-        with stages.stage("log model") as note:
-            name = container["tracking"].get("register_as")
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
-            settings = {"text_form": container["prep"]["unicode_form"], **autocode.settings(),
-                        "topic_names": {str(c): taxonomy.topic_name(int(c)) for c in pipeline.classes_},
-                        "familiarity": familiarity_reference(pipeline, prepared.splits, evaluations, cv is not None,
-                                                             int(container["seed"]))}
-            model_uri, version = runs.log_model(pipeline, train["text"].head(3).tolist(), name, settings)
-            if version:
-                registered = f"models:/{name}/{version}"
-                note["detail"] = f"registered {registered}"
+        model_uri, registered = _log_model(container, prepared, pipeline, evaluations, cv is not None,
+                                           autocode.settings(), stages)
     mlflow.set_tag(DESCRIPTION_TAG, headline(container, metrics, registered))
     with stages.stage("log review sheets"):
         sheets = review.log_review_sheets(container, prepared, evaluations, cv is not None, pipeline, run_id,
@@ -271,6 +252,43 @@ def _fit_evaluate_log(cfg: DictConfig, container: dict[str, Any], prepared: Any,
     return TrainingResult(run_id, target.experiment, metrics, model_uri, registered,
                           target.ui_command(mlflow.active_run().info.experiment_id), stages.timings,
                           findings.lines + autocode.lines() + agreement.lines() + sheets + _hints(container, metrics))
+
+
+def _fit(container: dict[str, Any], prepared: Any, stages: Stages,
+         options: Any) -> tuple[Any, list[SplitEvaluation], Any]:
+    """The final model and its split evaluations: under cross-validation, streamed from the cached splits
+    (out of core), or fit in memory; the cross-validation result, or None."""
+    from policy_topics.jobs import analysis
+    from policy_topics.jobs.out_of_core import fit_and_evaluate as fit_and_evaluate_out_of_core
+    from policy_topics.models.out_of_core import is_streaming
+
+    if options.cv_folds:
+        return analysis.cross_validate_and_fit(container, prepared.splits, options, stages)
+    if is_streaming(container["model"]):
+        files = {name: prepared.path / f"{name}.parquet" for name in prepared.splits}
+        return (*fit_and_evaluate_out_of_core(container, files, stages, prepared.topics), None)
+    return (*fit_and_evaluate(container, prepared.splits, stages), None)
+
+
+def _log_model(container: dict[str, Any], prepared: Any, pipeline: Any, evaluations: list[SplitEvaluation],
+               cross_validated: bool, autocode_settings: dict[str, Any], stages: Stages) -> tuple[str, str | None]:
+    """Log the model with the settings it predicts with, and register it when asked: (model URI, models:/ ref)."""
+    from policy_topics.jobs.autocode import familiarity_reference
+    from policy_topics.tracking import runs
+
+    with stages.stage("log model") as note:
+        name = container["tracking"].get("register_as")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else None
+        settings = {"text_form": container["prep"]["unicode_form"], **autocode_settings,
+                    "topic_names": {str(c): taxonomy.topic_name(int(c)) for c in pipeline.classes_},
+                    "familiarity": familiarity_reference(pipeline, prepared.splits, evaluations, cross_validated,
+                                                         int(container["seed"]))}
+        texts = prepared.splits["train"]["text"].head(3).tolist()
+        model_uri, version = runs.log_model(pipeline, texts, name, settings)
+        registered = f"models:/{name}/{version}" if version else None
+        if registered:
+            note["detail"] = f"registered {registered}"
+    return model_uri, registered
 
 
 def _unseen_metrics(container: dict[str, Any], prepared: Any, evaluations: list[SplitEvaluation],
