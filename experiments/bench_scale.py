@@ -134,33 +134,38 @@ def work_fasttext(data: Path) -> dict:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (from /proc)."""
-    total, stack = 0, [pid]
+def process_tree(pid: int) -> list[tuple[int, int, str]]:
+    """(pid, resident bytes, command line) of ``pid`` and all its descendants (from /proc)."""
+    found, stack, page = [], [pid], os.sysconf("SC_PAGE_SIZE")
     while stack:
         current = stack.pop()
         try:
             with open(f"/proc/{current}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                rss = int(fh.read().split()[1]) * page
+            with open(f"/proc/{current}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            found.append((current, rss, cmd))
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as fh:
                     stack.extend(int(c) for c in fh.read().split())
         except (OSError, ValueError):
             continue
-    return total
+    return found
 
 
-def measure(kind: str, data: Path) -> dict:
-    """Run one worker process; its result plus wall time and peak memory of its process tree."""
-    cmd = [sys.executable, __file__, "--worker", kind, "--data", str(data)]
+def run_polled(cmd: list[str], env: dict[str, str] | None = None,
+               marks: tuple[str, ...] = ()) -> tuple[str, float, int, int]:
+    """Run ``cmd``, polling its process tree every 50 ms: (stdout, wall s, peak bytes of the tree, peak bytes
+    of the largest single process whose command line holds one of ``marks``). Raises on a non-zero exit."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
-    done = threading.Event()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak, marked, done = [0], [0], threading.Event()
 
     def poll() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            tree = process_tree(proc.pid)
+            peak[0] = max(peak[0], sum(rss for _, rss, _ in tree))
+            marked[0] = max([marked[0]] + [rss for _, rss, c in tree if any(m in c for m in marks)])
             done.wait(0.05)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -168,11 +173,16 @@ def measure(kind: str, data: Path) -> dict:
     out, err = proc.communicate()
     done.set()
     poller.join()
-    wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{kind} failed on {data.name}:\n{err[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    return out, time.perf_counter() - start, peak[0], marked[0]
+
+
+def measure(kind: str, data: Path) -> dict:
+    """Run one worker process; its result plus wall time and peak memory of its process tree."""
+    out, wall, peak, _ = run_polled([sys.executable, __file__, "--worker", kind, "--data", str(data)])
     result = json.loads(out.strip().splitlines()[-1])
-    return {**result, "kind": kind, "wall_s": wall, "peak_mib": peak[0] / 2**20,
+    return {**result, "kind": kind, "wall_s": wall, "peak_mib": peak / 2**20,
             "docs_per_s": result["docs"] / result["fit_s"]}
 
 

@@ -26,57 +26,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import generate  # the same synthetic documents
-
-
-def _processes(pid: int) -> list[tuple[int, int, str]]:
-    """(pid, resident bytes, command line) of ``pid`` and its descendants."""
-    found, stack, page = [], [pid], os.sysconf("SC_PAGE_SIZE")
-    while stack:
-        current = stack.pop()
-        try:
-            with open(f"/proc/{current}/statm") as fh:
-                rss = int(fh.read().split()[1]) * page
-            with open(f"/proc/{current}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            found.append((current, rss, cmd))
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as fh:
-                    stack.extend(int(c) for c in fh.read().split())
-        except (OSError, ValueError):
-            continue
-    return found
+from bench_scale import generate, run_polled  # the same synthetic documents, the same measuring
 
 
 def measured(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run ``cmd``; wall time, peak memory of its process tree, largest Python worker of Spark."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak, worker, done = [0], [0], threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            tree = _processes(proc.pid)
-            peak[0] = max(peak[0], sum(rss for _, rss, _ in tree))
-            worker[0] = max([worker[0]] + [rss for _, rss, c in tree if "pyspark.daemon" in c or "pyspark.worker" in c])
-            done.wait(0.05)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    out, err = proc.communicate()
-    done.set()
-    poller.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return {"wall_s": time.perf_counter() - start, "peak_mib": peak[0] / 2**20, "worker_mib": worker[0] / 2**20,
-            "stdout": out}
+    """Wall time, peak memory of the process tree and of the largest Spark Python worker of one command."""
+    out, wall, peak, worker = run_polled(cmd, env, marks=("pyspark.daemon", "pyspark.worker"))
+    return {"wall_s": wall, "peak_mib": peak / 2**20, "worker_mib": worker / 2**20, "stdout": out}
 
 
 def cli(home: Path) -> tuple[list[str], dict[str, str]]:
