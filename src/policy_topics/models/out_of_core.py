@@ -5,7 +5,8 @@ corpus, its feature matrix or a vocabulary in memory:
 
 1. **One hashing pass per split.** Record batches are read from the split's Parquet file (pyarrow, or a
    ``datasets`` dataset), hashed into raw n-gram counts (:class:`~sklearn.feature_extraction.text.
-   HashingVectorizer`, ``alternate_sign=False``) in ``stream.workers`` processes, and written to a temp
+   HashingVectorizer`, ``alternate_sign=False``) by ``stream.workers`` processes (the trainer and
+   ``workers - 1`` helpers, which exit when the pass ends), and written to a temp
    folder as one sparse matrix per batch. The same pass counts document frequencies (for the idf) and
    documents per topic (for ``class_weight: balanced``, which ``partial_fit`` does not do itself).
 2. **Epochs over the cached counts.** Each epoch visits the cached batches in a seeded random order,
@@ -142,14 +143,17 @@ class HashedSplit:
 
 @contextmanager
 def hashing_processes(settings: StreamSettings) -> Iterator[Any]:
-    """Worker processes for the hashing pass (None for ``workers: 1``). A pool of its own, shut down at the
-    end: joblib's process-wide reusable pool (used by scikit-learn's ``n_jobs``) must not be shared."""
+    """Helper processes for the hashing pass: ``workers - 1`` of them, since the trainer hashes batches
+    too (None for ``workers: 1``). Each helper is a Python process with scikit-learn loaded (about
+    180 MiB before any batch), so the trainer working as one of the ``workers`` saves a process. A pool of
+    its own, shut down on exit: joblib's process-wide reusable pool (used by scikit-learn's ``n_jobs``)
+    must not be shared, and the helpers must be gone before the epochs start."""
     if settings.workers <= 1:
         yield None
         return
     from joblib.externals.loky import ProcessPoolExecutor
 
-    executor = ProcessPoolExecutor(max_workers=settings.workers)
+    executor = ProcessPoolExecutor(max_workers=settings.workers - 1)
     try:
         yield executor
     finally:
@@ -158,17 +162,18 @@ def hashing_processes(settings: StreamSettings) -> Iterator[Any]:
 
 def hash_split(name: str, source: Source, blocks: Any, settings: StreamSettings, folder: Path,
                keep_texts: bool = False, executor: Any = None) -> HashedSplit:
-    """Hash ``source`` batch by batch into ``folder`` (in ``executor``'s processes when given, at most two
-    batches in flight per worker, so memory stays bounded however long the source is)."""
+    """Hash ``source`` batch by batch into ``folder``. With ``executor`` (``workers - 1`` helper processes),
+    batches go to the helpers while each has fewer than two in flight and are hashed here otherwise, so
+    the trainer is one of the ``workers`` and memory stays bounded however long the source is."""
     start = time.perf_counter()
     result = HashedSplit(name, texts=[] if keep_texts else None)
     width = sum(hasher.n_features for _, hasher, _ in blocks)
     result.doc_freq = np.zeros(width, dtype=np.int64)
     pending: list[Future] = []
+    queue = 2 * (settings.workers - 1)
 
-    def collect(future_or_df: Any) -> None:
-        df = future_or_df.result() if isinstance(future_or_df, Future) else future_or_df
-        result.doc_freq += df
+    def collect(doc_freq: np.ndarray) -> None:
+        result.doc_freq += doc_freq
 
     try:
         for number, (texts, labels) in enumerate(iter_batches(source, settings.batch_size)):
@@ -177,14 +182,16 @@ def hash_split(name: str, source: Source, blocks: Any, settings: StreamSettings,
             result.labels.append(labels)
             if result.texts is not None:
                 result.texts.extend(texts)
-            if executor is None:
+            for future in [f for f in pending if f.done()]:
+                pending.remove(future)
+                collect(future.result())
+            if executor is not None and len(pending) < queue:
+                pending.append(executor.submit(_hash_batch, blocks, texts, str(out)))
+            else:
                 collect(_hash_batch(blocks, texts, str(out)))
-                continue
-            pending.append(executor.submit(_hash_batch, blocks, texts, str(out)))
-            while len(pending) >= 2 * settings.workers:
-                collect(pending.pop(0))
+            del texts
         while pending:
-            collect(pending.pop(0))
+            collect(pending.pop(0).result())
     except BaseException:
         for future in pending:
             future.cancel()
@@ -299,10 +306,11 @@ def fit_stream(features: Mapping[str, Any], model: Mapping[str, Any], sources: S
     settings = StreamSettings.from_config(model.get("stream") or {}, seed)
     check_config(features, {**model, "stream": model.get("stream") or {"batch_size": settings.batch_size}}, {})
     blocks = blocks_for(features)
-    with Workspace(settings) as folder, hashing_processes(settings) as executor:
+    with Workspace(settings) as folder:
         start = time.perf_counter()
-        parts = [hash_split(f"part{i}", source, blocks, settings, folder, executor=executor)
-                 for i, source in enumerate(sources)]
+        with hashing_processes(settings) as executor:  # the helpers exit before the epochs
+            parts = [hash_split(f"part{i}", source, blocks, settings, folder, executor=executor)
+                     for i, source in enumerate(sources)]
         hashed = time.perf_counter() - start
         pipeline = fit_hashed(features, model, parts, settings, None if classes is None else np.asarray(classes))
         return StreamedFit(pipeline, sum(p.n_docs for p in parts),
