@@ -36,8 +36,11 @@ def _mirror_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The folder with USCongress.csv.gz and NYTimes.csv.gz (CI always has it)."""
+    """The folder with USCongress.csv.gz and NYTimes.csv.gz (CI always has it): the mirror setting, its cap/
+    folder, or ../shared/data/cap beside the checkout."""
     path = _mirror_dir()
+    if path is not None and not (path / "USCongress.csv.gz").is_file():
+        path = path / "cap"  # the setting names the mirror's root, which holds cap/ and cap_laws/
     if path is None or not (path / "USCongress.csv.gz").is_file():
         if os.environ.get("CI"):
             pytest.fail(f"no data mirror: set {MIRROR_ENV} or put shared/ beside the checkout")
