@@ -52,7 +52,8 @@ test: install-dev system-deps
 	$(BIN)/ruff check src tests experiments docs/hooks
 	$(BIN)/pytest -q -n auto --dist loadfile $(ARGS)
 
-## The quick loop while changing code: ruff and the unit tests alone (no end-to-end test, no system packages).
+## The quick loop while changing code: ruff and the unit tests alone (no end-to-end test, no data mirror, no
+## system packages).
 test-fast: install-dev
 	$(BIN)/ruff check src tests experiments docs/hooks
 	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e" $(ARGS)

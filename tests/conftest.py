@@ -26,6 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 MIRROR_ENV = "POLICY_TOPICS_DATA_MIRROR"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the data mirror (the third-party CAP datasets) is end-to-end: the quick loop
+    (`make test-fast`, ``-m "not e2e"``) needs no mirror and no full datasets."""
+    for item in items:
+        if {"mirror", "laws_mirror"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 def _mirror_dir() -> Path | None:
     env = os.environ.get(MIRROR_ENV)
     if env:

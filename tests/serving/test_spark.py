@@ -113,12 +113,12 @@ def test_spark_prediction_refuses_bad_input_in_one_line_before_any_job(corpus, d
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".coded")]
 
 
-def test_spark_refuses_batch_only_flags_and_needs_an_output_folder(demo_store):
+def test_spark_refuses_batch_only_flags_and_needs_an_output_folder(home):
     for flags, message in [(["some text"], "does not take texts as arguments"),
                            (["--input", "x", "--output", "y", "--explain", "2"], "does not take --explain"),
                            (["--input", "x", "--output", "y", "--segment", "paragraphs"], "--segment paragraphs"),
                            (["--input", "x"], "needs --input PARQUET_FILE|FOLDER|GLOB and --output FOLDER")]:
-        result = call_cli(["predict", "--engine", "spark", *flags], demo_store.home)
+        result = call_cli(["predict", "--engine", "spark", *flags], home)
         assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
