@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, cli_env, files_under, run_cli
+from conftest import REPO, call_cli, cli_env, files_under, interruptible, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,8 @@ def versions(home: Path, name: str = "policy-topics-demo") -> list[int]:
 
 def train_process(home: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-u", "-m", "policy_topics.cli", "train", *overrides],
-                            env=cli_env(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
 
 
 def split_texts(home: Path, fingerprint: str) -> dict[str, list[tuple[str, int]]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, files_under, free_port, run_cli, stop_group, wait_for_health
+from conftest import cli_env, files_under, free_port, interruptible, run_cli, stop_group, wait_for_health
 
 from policy_topics.tracking.server import PG_DATABASE, PG_USER, LocalPostgres, port_in_use, postgres_bindir
 
@@ -60,7 +60,8 @@ def team_server(tmp_path_factory) -> Iterator[TeamServer]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "policy_topics.cli", "tracking-server", "--dir", str(folder), "--port", str(port),
              "--postgres-port", str(pg_port), "--workers", "1"],
-            env=cli_env(folder), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            env=cli_env(folder), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=interruptible)
     server = TeamServer(f"http://127.0.0.1:{port}", folder, LocalPostgres(folder / "postgres", pg_port,
                                                                           postgres_bindir()), proc, log)
     try:
