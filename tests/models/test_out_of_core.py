@@ -98,6 +98,18 @@ def test_same_model_whatever_the_number_of_hashing_processes(parquet):
     assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(i) for i in (-1, -2)) == [1, 2]
 
 
+def test_hashing_helpers_hash_without_loading_pandas_or_pyarrow(tmp_path):
+    blocks = out_of_core.blocks_for(FEATURES)
+    texts = ["tax credit for family farms", "insulin prices for patients"]
+    probe = "{m: type(__import__('sys').modules.get(m)).__name__ for m in ('sklearn', 'pandas', 'pyarrow')}"
+    with out_of_core.hashing_processes(out_of_core.StreamSettings(workers=2)) as executor:
+        in_helper = executor.submit(out_of_core._hash_batch, blocks, texts, str(tmp_path / "helper.npz")).result()
+        loaded = executor.submit(eval, probe).result()
+    here = out_of_core._hash_batch(blocks, texts, str(tmp_path / "here.npz"))
+    np.testing.assert_array_equal(in_helper, here)
+    assert loaded == {"sklearn": "module", "pandas": "NoneType", "pyarrow": "NoneType"}
+
+
 def test_epochs_are_cut_to_the_document_budget():
     settings = out_of_core.StreamSettings(epochs=10, doc_budget=300_000)
     assert [settings.epochs_for(n) for n in (3_000, 100_000, 1_000_000)] == [10, 3, 1]
