@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-DATA_FRAME_LIBRARIES = ("pandas", "pyarrow", "polars")
+DATA_FRAME_LIBRARIES = ("pandas", "pyarrow")
 
 
 def without_data_frames() -> None:
