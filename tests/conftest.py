@@ -257,7 +257,7 @@ class TrainedStore:
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory, built_store) -> TrainedStore:
     home = home_with_store(tmp_path_factory.mktemp("demo-store"), built_store)
-    result = run_cli(["train", "tracking.register_as=topics-demo"], home)
+    result = call_cli(["train", "tracking.register_as=topics-demo"], home)
     assert result.returncode == 0, result.stderr
     promoted = call_cli(["promote", "topics-demo", "1"], home)
     assert promoted.returncode == 0, promoted.stderr

@@ -31,7 +31,7 @@ def run_count(home: Path) -> int:
 @pytest.fixture(scope="module")
 def uscongress_run(tmp_path_factory, mirror, built_store):
     home = home_with_store(tmp_path_factory.mktemp("uscongress-home"), built_store)
-    result = run_cli(["train", "data=uscongress"], home, mirror)
+    result = call_cli(["train", "data=uscongress"], home, mirror)
     assert result.returncode == 0, result.stderr
     runs = mlflow_runs(home, "uscongress")
     assert len(runs) == 1
@@ -161,8 +161,8 @@ def test_verbose_shows_what_the_libraries_print(home):
 
 
 def test_multirun_sweeps_models_into_child_runs_of_one_parent_run(home):
-    result = run_cli(["train", "--multirun", "model=complementnb,ridge", "features=word",
-                      "tracking.log_model=false"], home)
+    result = call_cli(["train", "--multirun", "model=complementnb,ridge", "features=word",
+                       "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     runs = mlflow_runs(home, "demo")
     parents = [r for r in runs if r.data.tags.get("policy_topics.role") == "sweep"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import call_cli, run_cli
+from conftest import call_cli
 
 from policy_topics.data.batches import iter_batches
 from policy_topics.errors import ConfigError, DataFormatError, DataSourceError
@@ -173,7 +173,7 @@ def test_missing_or_invalid_parquet_gets_one_line(tmp_path, parquet):
 def test_train_out_of_core_logs_a_model_that_loads_and_predicts(home):
     import mlflow
 
-    result = run_cli(["train", "experiment=out_of_core", "model.stream.batch_size=200"], home)
+    result = call_cli(["train", "experiment=out_of_core", "model.stream.batch_size=200"], home)
     assert result.returncode == 0, result.stderr
     for stage in ("hash splits", "fit", "evaluate validation", "refit on train+val", "evaluate test", "log model"):
         assert stage in result.stdout

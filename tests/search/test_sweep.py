@@ -52,9 +52,9 @@ def preset_name():
 def swept(tmp_path_factory, preset_name, built_store):
     """One home, the same seeded sweep run twice (the first also writes a preset)."""
     home = home_with_store(tmp_path_factory.mktemp("sweep-home"), built_store)
-    first = run_cli([*SWEEP, f"hparams_search.write_preset={preset_name}"], home)
+    first = call_cli([*SWEEP, f"hparams_search.write_preset={preset_name}"], home)
     assert first.returncode == 0, first.stderr
-    second = run_cli(SWEEP, home)
+    second = call_cli(SWEEP, home)
     assert second.returncode == 0, second.stderr
     return home, first, second
 
@@ -121,7 +121,7 @@ def test_the_best_trial_becomes_a_preset_that_reproduces_it(swept, preset_name):
     parents, _ = sweep_runs(home)
     sweep_dir = Path(parents[0].data.tags["policy_topics.sweep_dir"])
     assert (sweep_dir / "best_experiment.yaml").read_text() == text
-    result = run_cli(["train", f"experiment={preset_name}", "tracking.log_model=false"], home)
+    result = call_cli(["train", f"experiment={preset_name}", "tracking.log_model=false"], home)
     assert result.returncode == 0, result.stderr
     c = client(home)
     runs = c.search_runs([c.get_experiment_by_name("demo").experiment_id])

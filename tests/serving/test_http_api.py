@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TrainedStore, free_port, run_cli
+from conftest import REPO, TrainedStore, call_cli, free_port
 from live_server import Served, call, mlflow_serving, serving
 from test_protocol import MLFLOW_PAYLOADS
 
@@ -108,7 +108,7 @@ def test_log_texts_puts_the_texts_into_the_access_log(demo_store, tmp_path):
 
 
 def test_an_exposed_address_without_tokens_is_refused_in_one_line(demo_store):
-    result = run_cli(["serve", "--host", "0.0.0.0", "--port", str(free_port())], demo_store.home, timeout=120)
+    result = call_cli(["serve", "--host", "0.0.0.0", "--port", str(free_port())], demo_store.home)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "refusing to serve 0.0.0.0 without access tokens" in line and "--open-access" in line
@@ -174,8 +174,8 @@ def test_an_uploaded_csv_is_coded_and_its_download_is_what_predict_writes(open_s
     assert download.status == 200 and download.headers["content-type"].startswith("text/csv")
     assert 'filename="bills-coded.csv"' in download.headers["content-disposition"]
     (tmp_path / "bills.csv").write_bytes(data)
-    result = run_cli(["predict", "--input", str(tmp_path / "bills.csv"), "--explain", "5", "--output",
-                      str(tmp_path / "out.csv")], demo_store.home)
+    result = call_cli(["predict", "--input", str(tmp_path / "bills.csv"), "--explain", "5", "--output",
+                       str(tmp_path / "out.csv")], demo_store.home)
     assert result.returncode == 0, result.stderr
     assert download.body == (tmp_path / "out.csv").read_bytes()
     assert list(csv.DictReader(io.StringIO(download.body.decode())))[1]["party"] == "R"
@@ -205,7 +205,7 @@ def test_segment_paragraphs_gives_the_seed_article_its_paragraph_topics_and_mix(
     assert answer.status == 200
     [record] = answer.json["predictions"]
     assert len(record["paragraphs"]) == 5 and abs(sum(m["share"] for m in record["topic_mix"]) - 1) < 1e-3
-    result = run_cli(["predict", "--segment", "paragraphs", "--input", str(SEED)], demo_store.home)
+    result = call_cli(["predict", "--segment", "paragraphs", "--input", str(SEED)], demo_store.home)
     [row] = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["paragraphs"] == record["paragraphs"] and row["topic_mix"] == record["topic_mix"]
     uploaded = code(open_server, SEED.name, SEED.read_bytes(), segment="paragraphs")

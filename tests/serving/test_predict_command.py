@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO, TrainedStore, call_cli, cli_env, files_under, run_cli
+from conftest import REPO, TrainedStore, call_cli, cli_env, files_under
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def topics(rows: list[dict]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def expected(demo_store: TrainedStore) -> list[str]:
-    result = run_cli(["predict", *TEXTS], demo_store.home)
+    result = call_cli(["predict", *TEXTS], demo_store.home)
     assert result.returncode == 0, result.stderr
     rows = predictions(result.stdout)
     assert [r["id"] for r in rows] == ["arg:1", "arg:2", "arg:3"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, call_cli
 
 from policy_topics.serving.segments import paragraph_spans, topic_mix
 
@@ -39,8 +39,8 @@ def test_the_mix_is_the_share_of_characters_by_most_likely_topic_and_the_part_co
 @pytest.mark.e2e
 def test_predict_segment_paragraphs_gives_the_seed_article_its_paragraph_topics_and_mix(demo_store, tmp_path):
     out = tmp_path / "coded.jsonl"
-    result = run_cli(["predict", "--input", str(SEED), "--segment", "paragraphs", "--output", str(out)],
-                     demo_store.home)
+    result = call_cli(["predict", "--input", str(SEED), "--segment", "paragraphs", "--output", str(out)],
+                      demo_store.home)
     assert result.returncode == 0, result.stderr
     [row] = [json.loads(line) for line in out.read_text().splitlines()]
     text = SEED.read_text()
@@ -55,6 +55,6 @@ def test_predict_segment_paragraphs_gives_the_seed_article_its_paragraph_topics_
     assert abs(sum(m["coded_share"] for m in row["topic_mix"]) - coded / total) < 1e-3
     assert row["status"] in ("coded", "uncertain") and "topic" in row  # the document's own topic stays
     csv_out = tmp_path / "coded.csv"
-    again = run_cli(["predict", "--input", str(SEED), "--segment", "paragraphs", "--output", str(csv_out)],
-                    demo_store.home)
+    again = call_cli(["predict", "--input", str(SEED), "--segment", "paragraphs", "--output", str(csv_out)],
+                     demo_store.home)
     assert again.returncode == 0 and "topic_mix" in csv_out.read_text().splitlines()[0]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import TrainedStore, free_port, request, run_cli, running_server
+from conftest import TrainedStore, call_cli, free_port, request, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -79,15 +79,15 @@ def test_empty_list_wrong_method_and_unknown_path(server):
 
 def test_server_and_predict_command_give_identical_answers(server, demo_store):
     _, body = request(server + "/predict", json.dumps({"texts": TEXTS, "explain": 2}).encode())
-    result = run_cli(["predict", "--explain", "2", *TEXTS], demo_store.home)
+    result = call_cli(["predict", "--explain", "2", *TEXTS], demo_store.home)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [{k: v for k, v in r.items() if k not in ("id", "text")} for r in rows] == body["predictions"]
 
 
 def test_unknown_model_at_start_up_is_one_line_listing_what_exists(demo_store):
-    result = run_cli(["serve", "--model", "models:/topics-demo@nightly", "--port", str(free_port())],
-                     demo_store.home, timeout=120)
+    result = call_cli(["serve", "--model", "models:/topics-demo@nightly", "--port", str(free_port())],
+                      demo_store.home)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "models:/topics-demo@nightly" in lines[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from chromium import headless_chromium, keep_screenshot
-from conftest import cli_env, free_port, home_with_store, run_cli, stop_group, wait_for_health
+from conftest import call_cli, cli_env, free_port, home_with_store, stop_group, wait_for_health
 
 from policy_topics.search.trials import PARENT_TAG, ROLE_TAG
 from policy_topics.tracking.store import RUNS_VIEW_NAME
@@ -48,9 +48,9 @@ def sweep_store(tmp_path_factory, built_store) -> UiStore:
     import mlflow
 
     home = home_with_store(tmp_path_factory.mktemp("ui-home"), built_store)
-    result = run_cli(["train", "--multirun", "model=linearsvc,ridge"], home)
+    result = call_cli(["train", "--multirun", "model=linearsvc,ridge"], home)
     assert result.returncode == 0, result.stderr
-    single = run_cli(["train", "tracking.experiment=first-hour"], home)
+    single = call_cli(["train", "tracking.experiment=first-hour"], home)
     assert single.returncode == 0, single.stderr
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("demo")

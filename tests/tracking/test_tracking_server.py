@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, files_under, free_port, interruptible, run_cli, stop_group, wait_for_health
+from conftest import call_cli, cli_env, files_under, free_port, interruptible, run_cli, stop_group, wait_for_health
 
 from policy_topics.tracking.server import PG_DATABASE, PG_USER, LocalPostgres, port_in_use, postgres_bindir
 
@@ -82,7 +82,7 @@ def team_run(team_server: TeamServer, tmp_path_factory):
     import mlflow
 
     home = tmp_path_factory.mktemp("team-client")
-    result = run_cli(["train", "tracking.register_as=topics-team"], home, MLFLOW_TRACKING_URI=team_server.url)
+    result = call_cli(["train", "tracking.register_as=topics-team"], home, MLFLOW_TRACKING_URI=team_server.url)
     assert result.returncode == 0, result.stderr
     assert f"-> {team_server.url} (experiment 'demo')" in result.stdout
     client = mlflow.MlflowClient(tracking_uri=team_server.url, registry_uri=team_server.url)
@@ -122,8 +122,8 @@ def test_the_registered_model_predicts_from_the_server(team_server, team_run, tm
     assert version.run_id == run.info.run_id
     # Through the CLI, as a colleague would: no MLflow URI is set globally in this test process.
     text = "A bill to expand Medicare coverage of hearing aids"
-    result = run_cli(["predict", "--model", "models:/topics-team/1", text], tmp_path,
-                     MLFLOW_TRACKING_URI=team_server.url)
+    result = call_cli(["predict", "--model", "models:/topics-team/1", text], tmp_path,
+                      MLFLOW_TRACKING_URI=team_server.url)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["topic"] == "Health"
 
