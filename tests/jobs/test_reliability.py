@@ -12,16 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, cli_env, files_under, interruptible, run_cli
+from conftest import REPO, call_cli, cli_env, files_under, interruptible, run_cli, store_client
 
 pytestmark = pytest.mark.e2e
-
-
-def store_client(home: Path):
-    import mlflow
-
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def demo_runs(home: Path) -> list:
