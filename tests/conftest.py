@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from warm import WarmProcess
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_ENV = "POLICY_TOPICS_DATA_MIRROR"
@@ -28,10 +30,15 @@ MIRROR_ENV = "POLICY_TOPICS_DATA_MIRROR"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that reads the data mirror (the third-party CAP datasets) is end-to-end: the quick loop
-    (`make test-fast`, ``-m "not e2e"``) needs no mirror and no full datasets."""
+    (`make test-fast`, ``-m "not e2e"``) needs no mirror and no full datasets. Files with end-to-end
+    tests run first."""
     for item in items:
         if {"mirror", "laws_mirror"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+    # The files with end-to-end tests first: each worker takes whole files, and a long file taken last
+    # would leave the other worker idle at the end, where the many short unit-test files now fill it.
+    slow = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 def _mirror_dir() -> Path | None:
@@ -88,12 +95,30 @@ def cli_env(home: Path, mirror: Path | None = None, **extra: str) -> dict[str, s
 
 def run_cli(args: list[str], home: Path, mirror: Path | None = None, cwd: Path | None = None,
             timeout: float = 300, **extra: str) -> CliResult:
-    """Run ``policy-topics ARGS`` as a user would, in a fresh process."""
+    """Run ``policy-topics ARGS`` as a user would, in a new interpreter: for what only a new interpreter
+    shows (its hash seed, what importing the libraries prints). Otherwise :func:`forked_cli` is the same
+    at a fraction of the start-up."""
     proc = subprocess.run(
         [sys.executable, "-m", "policy_topics.cli", *args], capture_output=True, text=True,
         env=cli_env(home, mirror, **extra), cwd=cwd or home, timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def forked_process(args: list[str], home: Path, cwd: Path | None = None, **options: Any) -> WarmProcess:
+    """``policy-topics ARGS`` started in a process of its own, forked with the libraries imported
+    (:mod:`warm`); ``options`` as :class:`warm.WarmProcess` takes them (``new_session``, ``stdout``...)."""
+    return WarmProcess(args, cli_env(home), cwd or home, **options)
+
+
+def forked_cli(args: list[str], home: Path, timeout: float = 300, **extra: str) -> CliResult:
+    """Run ``policy-topics ARGS`` to the end in a process of its own (:func:`forked_process`)."""
+    proc = WarmProcess(args, cli_env(home, **extra), home)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()  # only if it outlived the timeout
+    return CliResult(proc.returncode, out, err)
 
 
 @contextmanager
@@ -292,11 +317,9 @@ class LiveServer:
 
 @contextmanager
 def running_server(home: Path, *options: str) -> Iterator[LiveServer]:
-    """``policy-topics serve`` in a subprocess, yielded once /health answers."""
+    """``policy-topics serve`` in a process of its own, yielded once /health answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), *options],
-                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = forked_process(["serve", "--port", str(port), *options], home, new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -318,7 +341,7 @@ def running_server(home: Path, *options: str) -> Iterator[LiveServer]:
     assert "Traceback" not in proc.stderr.read()
 
 
-def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+def wait_for_health(url: str, proc: subprocess.Popen | WarmProcess, log: Path, timeout_s: float) -> None:
     """Bounded wait for a server process to answer ``url``/health; on failure, the end of its log."""
     from policy_topics.errors import TrackingError
     from policy_topics.tracking.server import wait_until_healthy
@@ -335,7 +358,7 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+def stop_group(proc: subprocess.Popen | WarmProcess, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
     """Stop a server started with ``start_new_session=True``: signal it, wait, then kill what is left of
     its process group (workers it may have left behind); its exit code."""
     if proc.poll() is None:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, cli_env, files_under, interruptible, run_cli, store_client
+from conftest import REPO, call_cli, files_under, forked_process, run_cli, store_client
+from warm import WarmProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +34,8 @@ def versions(home: Path, name: str = "policy-topics-demo") -> list[int]:
     return sorted(int(v.version) for v in store_client(home).search_model_versions(f"name='{name}'"))
 
 
-def train_process(home: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-u", "-m", "policy_topics.cli", "train", *overrides],
-                            env=cli_env(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=interruptible)
+def train_process(home: Path, *overrides: str) -> WarmProcess:
+    return forked_process(["train", *overrides], home)
 
 
 def split_texts(home: Path, fingerprint: str) -> dict[str, list[tuple[str, int]]]:

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call_cli, home_with_store, run_cli
+from conftest import REPO, call_cli, forked_cli, home_with_store
 
 pytestmark = pytest.mark.e2e
 
@@ -220,8 +220,8 @@ def test_a_two_trial_sweep_runs_on_a_local_ray_instance_into_the_same_store(home
         if os.environ.get("CI"):
             pytest.fail("ray is not installed: `pip install -e '.[dev]'` installs it (the [ray] extra)")
         pytest.skip("ray not installed (pip install -e '.[ray]')")
-    result = run_cli([*SWEEP[:3], "hydra.sweeper.n_trials=2", "hydra/launcher=ray_cluster",
-                      "hydra.launcher.ray.init.num_cpus=2"], home)
+    result = forked_cli([*SWEEP[:3], "hydra.sweeper.n_trials=2", "hydra/launcher=ray_cluster",
+                         "hydra.launcher.ray.init.num_cpus=2"], home)
     assert result.returncode == 0, result.stderr
     assert "Started a local Ray instance" in result.stderr
     parents, children = sweep_runs(home)

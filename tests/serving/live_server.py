@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_env, free_port, stop_group
+from warm import WarmProcess
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Served:
     log: Path  # the process's standard error
 
 
-def _wait(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
+def _wait(url: str, proc: subprocess.Popen | WarmProcess, log: Path, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -73,9 +74,8 @@ def serving(home: Path, folder: Path, *options: str, **env: str) -> Iterator[Ser
     port = free_port()
     log = folder / f"serve-{port}.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "policy_topics.cli", "serve", "--port", str(port), *options],
-                                env=cli_env(home, **env), stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+        proc = WarmProcess(["serve", "--port", str(port), *options], cli_env(home, **env), home,
+                           new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, proc, log)

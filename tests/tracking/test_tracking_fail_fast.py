@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import files_under, run_cli
+from conftest import files_under, forked_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def silent_server() -> Iterator[str]:
 
 def train_against(uri: str, home) -> tuple[float, list[str], int]:
     start = time.perf_counter()
-    result = run_cli(["train"], home, MLFLOW_TRACKING_URI=uri)
+    result = forked_cli(["train"], home, MLFLOW_TRACKING_URI=uri)
     elapsed = time.perf_counter() - start
     print(f"{uri}: exit {result.returncode} after {elapsed:.1f} s: {result.stderr.strip()}")
     return elapsed, result.stderr.strip().splitlines(), result.returncode

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -16,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import call_cli, cli_env, files_under, free_port, interruptible, run_cli, stop_group, wait_for_health
+from conftest import call_cli, files_under, forked_cli, forked_process, free_port, stop_group, wait_for_health
+from warm import WarmProcess
 
 from policy_topics.tracking.server import PG_DATABASE, PG_USER, LocalPostgres, port_in_use, postgres_bindir
 
@@ -28,7 +28,7 @@ class TeamServer:
     url: str
     folder: Path
     postgres: LocalPostgres
-    proc: subprocess.Popen
+    proc: WarmProcess
     log: Path
 
     def stop(self) -> int:
@@ -57,11 +57,9 @@ def team_server(tmp_path_factory) -> Iterator[TeamServer]:
     port, pg_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("team-server") / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "policy_topics.cli", "tracking-server", "--dir", str(folder), "--port", str(port),
-             "--postgres-port", str(pg_port), "--workers", "1"],
-            env=cli_env(folder), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=interruptible)
+        proc = forked_process(["tracking-server", "--dir", str(folder), "--port", str(port), "--postgres-port",
+                               str(pg_port), "--workers", "1"], folder, new_session=True, stdout=out,
+                              stderr=subprocess.STDOUT)
     server = TeamServer(f"http://127.0.0.1:{port}", folder, LocalPostgres(folder / "postgres", pg_port,
                                                                           postgres_bindir()), proc, log)
     try:
@@ -136,7 +134,7 @@ def test_a_dead_database_behind_the_server_fails_training_at_once(team_server, t
         home = tmp_path / "home"
         home.mkdir()
         start = time.perf_counter()
-        result = run_cli(["train"], home, MLFLOW_TRACKING_URI=team_server.url)
+        result = forked_cli(["train"], home, MLFLOW_TRACKING_URI=team_server.url)
         elapsed = time.perf_counter() - start
     finally:
         team_server.postgres.start()
@@ -162,8 +160,8 @@ def test_stopping_the_command_stops_mlflow_and_postgresql(team_server, team_run)
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to another user")
 def test_as_root_a_folder_user_postgres_cannot_reach_gets_one_line_and_leaves_nothing(tmp_path):
     folder = tmp_path / "team"  # pytest's temp folders are private to root
-    result = run_cli(["tracking-server", "--dir", str(folder), "--port", str(free_port()), "--postgres-port",
-                      str(free_port())], tmp_path)
+    result = forked_cli(["tracking-server", "--dir", str(folder), "--port", str(free_port()), "--postgres-port",
+                         str(free_port())], tmp_path)
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: user postgres cannot reach {folder / 'postgres'}")
