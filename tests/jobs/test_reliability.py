@@ -78,10 +78,11 @@ def test_rerun_repeats_a_logged_run_and_reports_that_the_metrics_match(demo_stor
 
 def test_a_training_and_a_two_worker_joblib_sweep_at_once_on_a_new_sqlite_store_all_land(empty_home):
     """Three writers at once (a command and the sweep's two workers), and two commands creating the store
-    at the same moment, on a store none of them has built."""
-    processes = [train_process(empty_home, "seed=0"),
+    at the same moment, on a store none of them has built. Each fits in its own process (no fit workers):
+    the writers are what is tested."""
+    processes = [train_process(empty_home, "seed=0", "fit_processes=1"),
                  train_process(empty_home, "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                               "seed=10,11")]
+                               "seed=10,11", "fit_processes=1")]
     outcomes = [(p.wait(timeout=900), *p.communicate()) for p in processes]
     assert [code for code, _, _ in outcomes] == [0] * 2, [err.splitlines()[-3:] for _, _, err in outcomes]
     runs = demo_runs(empty_home)
