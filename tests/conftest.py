@@ -352,12 +352,6 @@ def wait_for_health(url: str, proc: subprocess.Popen | WarmProcess, log: Path, t
         pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
 
 
-def interruptible() -> None:
-    """``preexec_fn`` of a command a test stops with SIGINT, as Ctrl-C at a terminal would: a shell starts
-    background jobs (``make test &``) with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def stop_group(proc: subprocess.Popen | WarmProcess, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
     """Stop a server started with ``start_new_session=True``: signal it, wait, then kill what is left of
     its process group (workers it may have left behind); its exit code."""

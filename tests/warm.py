@@ -15,7 +15,6 @@ what importing prints, or which modules a command imports. Tests about those sta
 from __future__ import annotations
 
 import atexit
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -103,13 +102,13 @@ class WarmProcess:
     """A started command, with the part of :class:`subprocess.Popen` the tests use (text streams)."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: str | os.PathLike[str], *,
-                 new_session: bool = False, input: str | None = None, stdout: IO[Any] | int | None = None,
+                 new_session: bool = False, stdout: IO[Any] | int | None = None,
                  stderr: IO[Any] | int | None = None) -> None:
-        """``stdout`` and ``stderr`` as in :class:`subprocess.Popen`: a pipe by default (readable as
-        ``.stdout``/``.stderr``), an open file, ``subprocess.DEVNULL``, or ``subprocess.STDOUT`` for
-        standard error."""
-        stdin_r, stdin_w = os.pipe()
-        mine: list[int] = [stdin_r]  # the ends this process closes once the child has its copies
+        """Standard input is empty; ``stdout`` and ``stderr`` as in :class:`subprocess.Popen`: a pipe by
+        default (readable as ``.stdout``/``.stderr``), an open file, ``subprocess.DEVNULL``, or
+        ``subprocess.STDOUT`` for standard error."""
+        stdin_r = os.open(os.devnull, os.O_RDONLY)
+        mine: list[int] = [stdin_r]  # the fds this process closes once the child has its copies
         out_r, out_w = _target(stdout, mine)
         err_r, err_w = (None, out_w) if stderr == subprocess.STDOUT else _target(stderr, mine)
         fds = (_Fd(stdin_r), _Fd(out_w), _Fd(err_w))
@@ -123,8 +122,6 @@ class WarmProcess:
         self.args = list(argv)
         self.stdout: IO[str] | None = open(out_r) if out_r is not None else None  # noqa: SIM115
         self.stderr: IO[str] | None = open(err_r) if err_r is not None else None  # noqa: SIM115
-        self._stdin = threading.Thread(target=_write_and_close, args=(stdin_w, input or ""), daemon=True)
-        self._stdin.start()
 
     @property
     def returncode(self) -> int | None:
@@ -178,7 +175,3 @@ def _target(given: IO[Any] | int | None, mine: list[int]) -> tuple[int | None, i
         return None, write
     return None, given.fileno()  # type: ignore[union-attr]
 
-
-def _write_and_close(fd: int, text: str) -> None:
-    with contextlib.suppress(BrokenPipeError), open(fd, "w") as stream:
-        stream.write(text)
