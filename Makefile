@@ -53,10 +53,11 @@ test: install-dev system-deps
 	$(BIN)/pytest -q -n auto --dist loadfile $(ARGS)
 
 ## The quick loop while changing code: ruff and the unit tests alone (no end-to-end test, no data mirror, no
-## system packages).
+## system packages). The unit tests build no costly file-wide fixtures, so they are dealt out one by one and
+## both workers finish together.
 test-fast: install-dev
 	$(BIN)/ruff check src tests experiments docs/hooks
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e" $(ARGS)
+	$(BIN)/pytest -q -n auto --dist load -m "not e2e" $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check src tests experiments docs/hooks
